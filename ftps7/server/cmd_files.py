@@ -1,0 +1,137 @@
+"""Navigation and file management: PWD CWD CDUP MKD RMD DELE RNFR RNTO SIZE MDTM MLST."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
+
+from ftps7.config.model import Permission
+from ftps7.core import listing, paths
+from ftps7.core.replies import FTPError, R, Reply
+
+if TYPE_CHECKING:
+    from ftps7.server.protocol import FTPSession
+
+
+def quote(path: str) -> str:
+    """RFC 959 appendix II: a double quote inside a quoted path is doubled."""
+    return path.replace('"', '""')
+
+
+class FileCommands:
+    def path_argument(self: FTPSession, argument: str) -> str:
+        """The absolute user path for a client argument, or 550/553."""
+        try:
+            return paths.resolve(self.state.cwd, argument)
+        except paths.PathError:
+            raise FTPError(R.BAD_FILENAME) from None
+
+    def ftp_PWD(self: FTPSession, argument: str) -> Reply:
+        return Reply(257, (f'"{quote(self.state.cwd)}" is current directory.',))
+
+    def ftp_CWD(self: FTPSession, argument: str) -> defer.Deferred[R]:
+        target = self.path_argument(argument or self.state.shell.home)
+
+        def changed(path: str) -> R:
+            self.state.cwd = path
+            return Reply(250, ("CWD command successful.",))  # type: ignore[return-value]
+
+        return self.state.shell.change_directory(target).addCallback(changed)
+
+    def ftp_CDUP(self: FTPSession, argument: str) -> defer.Deferred[R]:
+        return self.ftp_CWD("..")
+
+    def ftp_MKD(self: FTPSession, argument: str) -> defer.Deferred[Reply]:
+        target = self.path_argument(argument)
+        return self.state.shell.make_directory(target).addCallback(
+            lambda _: Reply(257, (f'"{quote(target)}" directory created.',))
+        )
+
+    def ftp_RMD(self: FTPSession, argument: str) -> defer.Deferred[Reply]:
+        target = self.path_argument(argument)
+        return self.state.shell.remove_directory(target).addCallback(
+            lambda _: Reply(250, ("RMD command successful.",))
+        )
+
+    def ftp_DELE(self: FTPSession, argument: str) -> defer.Deferred[Reply]:
+        target = self.path_argument(argument)
+        return self.state.shell.remove_file(target).addCallback(
+            lambda _: Reply(250, ("DELE command successful.",))
+        )
+
+    def ftp_RNFR(self: FTPSession, argument: str) -> defer.Deferred[R]:
+        source = self.path_argument(argument)
+        self.state.rename_from = None
+
+        def pending(_: object) -> R:
+            self.state.rename_from = source
+            return R.RENAME_PENDING
+
+        return self.state.shell.check_rename_source(source).addCallback(pending)
+
+    def ftp_RNTO(self: FTPSession, argument: str) -> defer.Deferred[Reply]:
+        source = self.state.rename_from
+        self.state.rename_from = None
+        if source is None:
+            raise FTPError(R.RNFR_FIRST)
+        target = self.path_argument(argument)
+        return self.state.shell.rename(source, target).addCallback(
+            lambda _: Reply(250, ("RNTO command successful.",))
+        )
+
+    def ftp_SIZE(self: FTPSession, argument: str) -> defer.Deferred[Reply]:
+        target = self.path_argument(argument)
+        if self.state.params.type_ascii:
+            # RFC 3659 §4: SIZE counts the bytes a RETR would send in the current
+            # TYPE; in ASCII that means reading the whole file, so refuse instead
+            # of answering a wrong number.
+            raise FTPError(R.SIZE_ASCII)
+
+        def size(entry: listing.Entry) -> Reply:
+            if entry.is_dir:
+                raise FTPError(R.NOT_A_FILE)
+            return Reply(213, (str(entry.size),))
+
+        return self.state.shell.stat(target).addCallback(size)
+
+    def ftp_MDTM(self: FTPSession, argument: str) -> defer.Deferred[Reply]:
+        target = self.path_argument(argument)
+
+        def modified(entry: listing.Entry) -> Reply:
+            if entry.is_dir:
+                raise FTPError(R.NOT_A_FILE)
+            return Reply(213, (listing.mdtm(entry.mtime),))
+
+        return self.state.shell.stat(target).addCallback(modified)
+
+    def perm_for(self: FTPSession, path: str, is_dir: bool) -> str:
+        granted = self.state.shell.permissions(path)
+        return listing.perm_string(
+            is_dir, bool(granted & Permission.READ), bool(granted & Permission.WRITE)
+        )
+
+    def ftp_MLST(self: FTPSession, argument: str) -> defer.Deferred[Reply]:
+        target = self.path_argument(argument) if argument.strip() else self.state.cwd
+
+        def facts(entry: listing.Entry) -> Reply:
+            line = listing.mlsx_line(
+                replace(entry, name=target),
+                set(self.state.mlst_facts),
+                self.perm_for(target, entry.is_dir),
+            )
+            return Reply(250, (f"Listing {target}", " " + line, "End"))
+
+        return self.state.shell.stat(target).addCallback(facts)
+
+    def stat_path(self: FTPSession, argument: str) -> defer.Deferred[Any]:
+        """STAT <path>: a LIST over the control channel (RFC 959 §4.1.3)."""
+        from ftps7.server.cmd_transfer import list_arguments
+
+        target = self.path_argument(list_arguments(argument))
+
+        def render(lines: list[str]) -> Reply:
+            return Reply(213, (f"Status of {target}:", *lines, "End of status."))
+
+        return self.listing_lines("LIST", target).addCallback(render)

@@ -1,0 +1,104 @@
+"""RFC 2228 / RFC 4217 security commands: AUTH, PBSZ, PROT, CCC."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from twisted.logger import Logger
+
+from ftps7.core import tlspolicy
+from ftps7.core.replies import FTPError, R, Reply
+from ftps7.server.session import TlsState
+
+if TYPE_CHECKING:
+    from ftps7.server.protocol import FTPSession
+
+log = Logger()
+
+#: AUTH mechanisms (IIS: TLS-C/TLS leave the data channel clear by default,
+#: TLS-P/SSL protect it implicitly; seeds/iis-using-ftp-over-ssl.md).
+MECHANISMS = {"TLS": False, "TLS-C": False, "SSL": True, "TLS-P": True}
+
+
+class SecurityCommands:
+    def ftp_AUTH(self: FTPSession, argument: str) -> None:
+        mechanism = argument.strip().upper()
+        if self.state.tls is not TlsState.CLEAR:
+            raise FTPError(R.AUTH_ALREADY)
+        if mechanism not in MECHANISMS:
+            raise FTPError(R.AUTH_UNKNOWN)
+        if self.state.logged_in:
+            raise FTPError(R.BAD_SEQUENCE)
+        context = self.session_context()
+        if context is None:
+            # IIS's multi-line refusal, as FileZilla shows it (seeds/ftp75-host-header-and-ssl.txt).
+            self.send(
+                Reply(
+                    534,
+                    (
+                        "Local policy on server does not allow TLS secure connections.",
+                        " Error details: SSL certificate was not configured.",
+                        "End",
+                    ),
+                )
+            )
+            return
+        self.reply(R.AUTH_OK)
+        if self.discard_pipelined():
+            # Plaintext sent behind AUTH would run as if it had been protected.
+            log.warn(
+                "session {session}: {peer} pipelined plaintext after AUTH; discarded",
+                session=self.session_id,
+                peer=self.peer_host,
+            )
+        self.state.tls = TlsState.NEGOTIATING
+        self.state.pending_user = None
+        if MECHANISMS[mechanism]:
+            self.state.pbsz = True
+            self.state.prot_private = True
+        from ftps7.tls.contexts import ServerConnectionCreator
+
+        self._start_handshake_timer()
+        self.transport.startTLS(ServerConnectionCreator(lambda: context))  # type: ignore[union-attr]
+
+    def ftp_PBSZ(self: FTPSession, argument: str) -> Reply:
+        if self.state.tls is not TlsState.PROTECTED:
+            raise FTPError(R.PBSZ_BEFORE_AUTH)
+        value = argument.strip()
+        if not value.isdigit():
+            raise FTPError(R.SYNTAX_ERROR)
+        self.state.pbsz = True
+        # RFC 4217 §9: TLS needs no buffer; any value is answered with PBSZ=0.
+        return Reply(200, ("PBSZ=0",))
+
+    def ftp_PROT(self: FTPSession, argument: str) -> R:
+        level = argument.strip().upper()
+        if self.state.tls is not TlsState.PROTECTED:
+            raise FTPError(R.PBSZ_BEFORE_AUTH if self.state.tls is TlsState.CLEAR else R.BAD_SEQUENCE)
+        if not self.state.pbsz:
+            raise FTPError(R.PROT_BEFORE_PBSZ)
+        if level in ("S", "E"):
+            raise FTPError(R.PROT_UNSUPPORTED, level=level)
+        if level not in ("C", "P"):
+            raise FTPError(R.PROT_UNKNOWN)
+        private = level == "P"
+        refusal = tlspolicy.prot_refusal(self.site_settings().ssl.data_channel_policy, private)
+        if refusal is not None:
+            raise FTPError(refusal)
+        self.state.prot_private = private
+        return R.PROT_OK
+
+    def ftp_CCC(self: FTPSession, argument: str) -> None:
+        refusal = tlspolicy.ccc_refusal(
+            self.site_settings().ssl.control_channel_policy,
+            self.state.tls is TlsState.PROTECTED,
+            self.state.logged_in,
+        )
+        if refusal is not None:
+            raise FTPError(refusal)
+        from ftps7.server import ccc
+
+        self.reply(R.CCC_OK)
+        ccc.clear_control_channel(self.transport, self)
+        self.state.tls = TlsState.CLEARED
+        log.info("session {session}: control channel cleared (CCC)", session=self.session_id)

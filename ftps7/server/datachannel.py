@@ -1,0 +1,247 @@
+"""Data connections: passive listeners, active connects, and the connection itself.
+
+Replaces Twisted's ``DTP``/``DTPFactory`` (RESEARCH.md §1.5): those accept the
+first connection from anyone (``peerCheck = False``), PORT to any host and port,
+and report a transfer done whatever way the connection closed. Here:
+
+- a passive listener accepts only the control connection's client address
+  (``matchClientAddressForPasv``), closes anything else at once and keeps
+  waiting for the real client, and stops listening after the first good one;
+- an active connection goes only to the control client (``matchClientAddressForPort``)
+  and never to a port below 1024 (RFC 2577 bounce attacks), from the control
+  connection's local address;
+- TLS on a data connection is always the server side of the handshake, whatever
+  the TCP direction, with the session's own SSL context (RESEARCH.md §2.2, §2.5);
+- the connection records *how* it closed so uploads can tell a clean end
+  (FIN, or TLS close_notify) from a truncation.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer, error
+from twisted.internet.interfaces import (
+    IAddress,
+    IHandshakeListener,
+    IListeningPort,
+    IOpenSSLServerConnectionCreator,
+    IReactorTCP,
+    IReactorTime,
+)
+from twisted.internet.protocol import ClientFactory, Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ftps7.server.addresses import normalize
+
+log = Logger()
+
+
+@implementer(IHandshakeListener)
+class DataConnection(Protocol):
+    """One TCP (optionally TLS) data connection.
+
+    ``connected`` fires at TCP connect; ``secured`` fires when the TLS
+    handshake completes (or at once for clear connections); ``closed`` fires
+    with the close reason (a Failure) when the connection is gone.
+    Received bytes go to ``sink`` once one is attached; until then they are
+    held (a client may start an upload before the server is ready).
+    """
+
+    def __init__(self) -> None:
+        self.connected_d: defer.Deferred[DataConnection] = defer.Deferred()
+        self.secured: defer.Deferred[None] = defer.Deferred()
+        self.closed: defer.Deferred[Failure] = defer.Deferred()
+        self.tls = False
+        self.is_closed = False
+        self.close_reason: Failure | None = None
+        self.sink: Callable[[bytes], None] | None = None
+        self._held: list[bytes] = []
+        self._held_size = 0
+        self.bytes_received = 0
+        self.on_activity: Callable[[], None] | None = None
+
+    # -- TCP events
+    def connectionMade(self) -> None:
+        self.connected_d.callback(self)
+
+    def start_tls(self, creator: IOpenSSLServerConnectionCreator) -> None:
+        """Become the TLS server on this connection (passive or active alike)."""
+        self.tls = True
+        transport: Any = self.transport
+        # tcp.Client defaults to the client side of TLS; ``normal=False`` flips it
+        # so an active-mode connection is still the server of the handshake.
+        transport.startTLS(creator, normal=not transport._tlsClientDefault)
+
+    def mark_clear(self) -> None:
+        if not self.secured.called:
+            self.secured.callback(None)
+
+    def handshakeCompleted(self) -> None:
+        if not self.secured.called:
+            self.secured.callback(None)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.bytes_received += len(data)
+        if self.on_activity is not None:
+            self.on_activity()
+        if self.sink is not None:
+            self.sink(data)
+            return
+        self._held.append(data)
+        self._held_size += len(data)
+        if self._held_size > 1 << 20:
+            self.transport.pauseProducing()  # type: ignore[attr-defined]
+
+    def attach_sink(self, sink: Callable[[bytes], None]) -> None:
+        self.sink = sink
+        held, self._held = self._held, []
+        self._held_size = 0
+        for chunk in held:
+            sink(chunk)
+        if not self.is_closed:
+            self.transport.resumeProducing()  # type: ignore[attr-defined]
+
+    def connectionLost(self, reason: Failure = error.ConnectionDone) -> None:  # type: ignore[assignment]
+        self.is_closed = True
+        self.close_reason = reason
+        if not self.connected_d.called:
+            self.connected_d.errback(reason)
+        if not self.secured.called:
+            self.secured.errback(reason)
+            self.secured.addErrback(lambda _: None)
+        self.closed.callback(reason)
+
+    # -- helpers
+    @property
+    def clean_close(self) -> bool:
+        """FIN on a clear connection, close_notify on a TLS one (RESEARCH.md §2.2)."""
+        return self.close_reason is not None and self.close_reason.check(error.ConnectionDone) is not None
+
+    def peer_host(self) -> str:
+        return normalize(self.transport.getPeer().host)  # type: ignore[union-attr]
+
+    def abort(self) -> None:
+        if not self.is_closed and self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    def tls_connection(self) -> Any:
+        """The pyOpenSSL ``Connection`` of a TLS data connection."""
+        return self.transport.getHandle()  # type: ignore[union-attr]
+
+
+class _PassiveFactory(Factory):
+    noisy = False
+
+    def __init__(self, listener: PassiveListener) -> None:
+        self.listener = listener
+
+    def buildProtocol(self, addr: IAddress) -> Protocol | None:
+        return self.listener._accept(addr)
+
+
+class PassiveListener:
+    """A PASV/EPSV port waiting for the session's client."""
+
+    def __init__(
+        self,
+        reactor: IReactorTCP,
+        expected_peer: str | None,
+        on_refused: Callable[[str], None] | None = None,
+    ) -> None:
+        self.reactor = reactor
+        self.expected_peer = expected_peer
+        self.on_refused = on_refused
+        self.port: IListeningPort | None = None
+        self.connection: DataConnection | None = None
+        self.accepted: defer.Deferred[DataConnection] = defer.Deferred()
+
+    def listen(self, interface: str, low: int, high: int, backlog: int = 5) -> int:
+        """Bind a port in ``[low, high]`` (0 = any) and return its number.
+
+        The range is tried from a random starting point so ports are not
+        predictable, and wraps around once.
+        """
+        factory = _PassiveFactory(self)
+        if low == 0 or high == 0:
+            candidates = [0]
+        else:
+            span = high - low + 1
+            start = random.randrange(span)  # noqa: S311 - not a secret, only spreading
+            candidates = [low + (start + offset) % span for offset in range(span)]
+        for number in candidates:
+            try:
+                self.port = self.reactor.listenTCP(
+                    number, factory, backlog=backlog, interface=interface
+                )
+            except error.CannotListenError:
+                continue
+            return int(self.port.getHost().port)  # type: ignore[attr-defined]
+        raise error.CannotListenError(interface, high, OSError("passive port range exhausted"))
+
+    def _accept(self, addr: IAddress) -> DataConnection | None:
+        if self.connection is not None:
+            return None
+        peer = normalize(getattr(addr, "host", ""))
+        if self.expected_peer is not None and peer != self.expected_peer:
+            if self.on_refused is not None:
+                self.on_refused(peer)
+            return None
+        self.connection = DataConnection()
+        self.connection.connected_d.chainDeferred(self.accepted)
+        self.stop()
+        return self.connection
+
+    def stop(self) -> None:
+        if self.port is not None:
+            port, self.port = self.port, None
+            port.stopListening()
+
+    def close(self) -> None:
+        """Stop listening and drop any connection not yet used."""
+        self.stop()
+        if not self.accepted.called:
+            self.accepted.errback(error.ConnectionLost("passive listener closed"))
+            self.accepted.addErrback(lambda _: None)
+        if self.connection is not None:
+            self.connection.abort()
+
+
+class _ActiveFactory(ClientFactory):
+    noisy = False
+
+    def __init__(self) -> None:
+        self.connection = DataConnection()
+        self.result: defer.Deferred[DataConnection] = defer.Deferred()
+        self.connection.connected_d.addCallbacks(self._ok, lambda _: None)
+
+    def _ok(self, connection: DataConnection) -> DataConnection:
+        if not self.result.called:
+            self.result.callback(connection)
+        return connection
+
+    def buildProtocol(self, addr: IAddress) -> Protocol:
+        return self.connection
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        if not self.result.called:
+            self.result.errback(reason)
+
+
+def connect_active(
+    reactor: IReactorTCP,
+    clock: IReactorTime,
+    host: str,
+    port: int,
+    bind_host: str | None,
+    timeout: float,
+) -> defer.Deferred[DataConnection]:
+    """Open an active-mode (PORT/EPRT) data connection to the client."""
+    factory = _ActiveFactory()
+    bind = (bind_host, 0) if bind_host else None
+    reactor.connectTCP(host, port, factory, timeout=timeout, bindAddress=bind)
+    return factory.result

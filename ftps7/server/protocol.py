@@ -1,0 +1,441 @@
+"""The FTP control connection: framing, the command gates, replies, timeouts, TLS.
+
+This replaces ``twisted.protocols.ftp.FTP`` (RESEARCH.md §1): it reads UTF-8
+lines (with Telnet commands stripped and a bounded length), keeps reading while
+a transfer runs so ABOR and STAT work, never answers with a traceback, and
+knows about TLS on both channels. The command handlers live in mixins, one per
+family (access, security, information, files, transfers); this module only
+runs them:
+
+    line ─▶ gates (unknown, commandFiltering, arity, SSL policy, logon)
+         ─▶ ftp_<VERB>(argument) ─▶ Reply | None | Deferred | FTPError
+
+Commands run one at a time in order (a client may pipeline); while a transfer
+runs, ABOR, STAT and QUIT are answered at once and anything else waits.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+from typing import TYPE_CHECKING, Any
+
+from OpenSSL import SSL
+from twisted.internet import defer, error
+from twisted.internet.interfaces import IDelayedCall, IHandshakeListener, ISSLTransport
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ftps7.config.model import ConnectionSettings, SiteFtpServer
+from ftps7.core import commands, tlspolicy
+from ftps7.core import messages as message_text
+from ftps7.core.commands import Arg
+from ftps7.core.lines import Line, LineParser, split_command
+from ftps7.core.replies import FTPError, R, Reply, format_reply, render
+from ftps7.server.addresses import normalize
+from ftps7.server.cmd_access import AccessCommands
+from ftps7.server.cmd_files import FileCommands
+from ftps7.server.cmd_info import InfoCommands
+from ftps7.server.cmd_security import SecurityCommands
+from ftps7.server.cmd_transfer import TransferCommands
+from ftps7.server.session import SessionState, TlsState
+from ftps7.tls import session as tls_session
+
+if TYPE_CHECKING:
+    from ftps7.config.model import Site
+    from ftps7.core.vhosts import EndpointSites
+    from ftps7.server.state import ServerState
+
+log = Logger()
+_session_ids = itertools.count(1)
+
+#: Lines a client may pipeline before the server stops reading; a client that
+#: floods faster than commands complete is cut off instead of growing memory.
+MAX_QUEUED_LINES = 256
+#: Commands answered at once while a transfer runs (RFC 959 §4.1.3).
+OUT_OF_BAND = frozenset({"ABOR", "STAT", "QUIT"})
+
+
+@implementer(IHandshakeListener)
+class FTPSession(
+    Protocol, AccessCommands, SecurityCommands, InfoCommands, FileCommands, TransferCommands
+):
+    """One client's control connection."""
+
+    def __init__(self, server: ServerState, endpoint: EndpointSites) -> None:
+        self.server = server
+        self.endpoint = endpoint
+        self.implicit = endpoint.implicit
+        self.session_id = next(_session_ids)
+        self.parser = LineParser()
+        self.state = SessionState(site=None)
+        self.peer_host = ""
+        self.peer_port = 0
+        self.local_host = ""
+        self.local_port = 0
+        self._queue: collections.deque[str] = collections.deque()
+        self._busy = False
+        self._closing = False
+        self._idle: IDelayedCall | None = None
+        self._handshake_timer: IDelayedCall | None = None
+        self._ssl_context: SSL.Context | None = None
+        self._counted_site: Site | None = None
+        self.transfer: Any = None  # the running transfer, if any
+        self.data: Any = None  # the prepared data channel (PASV listener or PORT target)
+
+    # ------------------------------------------------------------------ site
+    @property
+    def site(self) -> Site | None:
+        return self.state.site
+
+    def set_site(self, site: Site | None) -> bool:
+        """Move the session to ``site``; False if the site is full (maxConnections)."""
+        if site is self._counted_site:
+            self.state.site = site
+            return True
+        if site is not None and not self.server.connections.acquire(site):
+            return False
+        if self._counted_site is not None:
+            self.server.connections.release(self._counted_site)
+        self._counted_site = site
+        self.state.site = site
+        if site is not None:
+            self.parser.max_line = site.ftp_server.command_filtering.max_command_line
+        return True
+
+    # ------------------------------------------------------------ connection
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()  # type: ignore[union-attr]
+        host = self.transport.getHost()  # type: ignore[union-attr]
+        self.peer_host, self.peer_port = normalize(peer.host), peer.port
+        self.local_host, self.local_port = normalize(host.host), host.port
+        self.server.sessions.add(self)
+        log.info(
+            "session {session} connected from {peer}:{port} to {local}:{lport}",
+            session=self.session_id,
+            peer=self.peer_host,
+            port=self.peer_port,
+            local=self.local_host,
+            lport=self.local_port,
+        )
+        refusal = self.server.admission_refusal(self.peer_host)
+        if refusal is not None:
+            self._refuse_connection(format_reply(refusal))
+            return
+        site = self.endpoint.default_site(self.local_host)
+        if not self.set_site(site):
+            self._refuse_connection(self._max_clients_reply(site))
+            return
+        if self.implicit:
+            self.state.tls = TlsState.NEGOTIATING
+            self.state.pbsz = True
+            self.state.prot_private = True
+            self._start_handshake_timer()
+            # The greeting waits for the handshake (MS-FTPS §3.2.5.1); it is
+            # sent from handshakeCompleted so SNI can choose the site first.
+        else:
+            self.send(self.greeting())
+        self.reset_idle()
+
+    def _refuse_connection(self, reply: Reply) -> None:
+        self._closing = True
+        self.send(reply)
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def _max_clients_reply(self, site: Site | None) -> Reply:
+        text = site.ftp_server.messages.max_clients_message if site is not None else ""
+        if not text:
+            return Reply(421, ("Too many users, try again later.",))
+        return Reply(421, tuple(self.message_lines(text)) or ("Too many users, try again later.",))
+
+    def connectionLost(self, reason: Failure = error.ConnectionDone) -> None:  # type: ignore[assignment]
+        self._closing = True
+        self._cancel_timer("_idle")
+        self._cancel_timer("_handshake_timer")
+        if isinstance(reason.value, SSL.Error):
+            log.warn(
+                "session {session}: TLS handshake with {peer} failed: {why}",
+                session=self.session_id,
+                peer=self.peer_host,
+                why=_ssl_reason(reason.value),
+            )
+        if self.transfer is not None:
+            self.transfer.abort("control connection closed")
+        self.close_data_channel()
+        self.state.reset_login()
+        self.set_site(None)
+        self.server.sessions.discard(self)
+        log.info(
+            "session {session} from {peer} closed (sent {sent} bytes, received {received})",
+            session=self.session_id,
+            peer=self.peer_host,
+            sent=self.state.bytes_sent,
+            received=self.state.bytes_received,
+        )
+
+    # --------------------------------------------------------------- replies
+    def send(self, reply: Reply) -> None:
+        if self.transport is not None:
+            self.transport.write(reply.encode())
+
+    def reply(self, name: R, **arguments: object) -> None:
+        self.send(format_reply(name, **arguments))
+
+    def send_lines(self, code: int, lines: list[str]) -> None:
+        if self.transport is not None:
+            self.transport.write(render(code, lines))
+
+    # ---------------------------------------------------------------- timers
+    def _cancel_timer(self, attribute: str) -> None:
+        timer = getattr(self, attribute)
+        if timer is not None:
+            setattr(self, attribute, None)
+            if timer.active():
+                timer.cancel()
+
+    def reset_idle(self) -> None:
+        """(Re)arm the idle timeout: unauthenticated or control-channel, as IIS."""
+        self._cancel_timer("_idle")
+        if self._closing or self.transfer is not None:
+            return
+        connections = self.connection_settings()
+        seconds = (
+            connections.control_channel_timeout
+            if self.state.logged_in
+            else connections.unauthenticated_timeout
+        )
+        if seconds > 0:
+            self._idle = self.server.clock.callLater(seconds, self._timed_out, seconds)
+
+    def _timed_out(self, seconds: float) -> None:
+        self._idle = None
+        log.info("session {session}: idle timeout", session=self.session_id)
+        self.reply(R.TIMEOUT, seconds=int(seconds))
+        self.close()
+
+    def _start_handshake_timer(self) -> None:
+        self._cancel_timer("_handshake_timer")
+        seconds = self.server.config.ftps7.tls.handshake_timeout
+        self._handshake_timer = self.server.clock.callLater(seconds, self._handshake_timed_out)
+
+    def _handshake_timed_out(self) -> None:
+        self._handshake_timer = None
+        log.warn(
+            "session {session}: TLS handshake with {peer} timed out",
+            session=self.session_id,
+            peer=self.peer_host,
+        )
+        self.transport.abortConnection()  # type: ignore[union-attr]
+
+    def connection_settings(self) -> ConnectionSettings:
+        return self.site_settings().connections
+
+    def close(self) -> None:
+        """Close after the replies already written have been sent."""
+        self._closing = True
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    # ------------------------------------------------------------- TLS hooks
+    def session_context(self) -> SSL.Context | None:
+        """This session's own SSL context (built once; RESEARCH.md §2.5)."""
+        if self._ssl_context is None:
+            self._ssl_context = self.server.session_context(self)
+        return self._ssl_context
+
+    def tls_handle(self) -> SSL.Connection | None:
+        transport = self.transport
+        if transport is not None and ISSLTransport.providedBy(transport):
+            return transport.getHandle()  # type: ignore[no-any-return]
+        return None
+
+    def handshakeCompleted(self) -> None:
+        self._cancel_timer("_handshake_timer")
+        connection = self.tls_handle()
+        self.state.tls = TlsState.PROTECTED
+        if connection is not None:
+            bits = tls_session.cipher_bits(connection)
+            log.info(
+                "session {session}: TLS {version} {cipher} ({bits} bits) with {peer}",
+                session=self.session_id,
+                version=tls_session.protocol_version(connection),
+                cipher=connection.get_cipher_name(),
+                bits=bits,
+                peer=self.peer_host,
+            )
+            if self.site_settings().ssl.ssl128 and (bits or 0) < 128:
+                self.reply(R.WEAK_CIPHER)
+                self.close()
+                return
+            self.on_tls_established(connection)
+        if self.implicit and not getattr(self, "_greeted", False):
+            self._greeted = True
+            self.send(self.greeting())
+
+    def on_tls_established(self, connection: SSL.Connection) -> None:
+        """Hook for what needs the peer certificate or SNI (client certificates, vhosts)."""
+
+    # ------------------------------------------------------------------ input
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
+        for event in self.parser.feed(data):
+            if self._closing:
+                return
+            if isinstance(event, Line):
+                self._line(event.text)
+            else:
+                self._line_too_long()
+
+    def _line_too_long(self) -> None:
+        if self._busy:
+            self._queue.append("\x00TOO-LONG")
+        else:
+            self.reply(R.LINE_TOO_LONG)
+
+    def _line(self, text: str) -> None:
+        verb, _ = split_command(text)
+        if self.transfer is not None and commands.ALIASES.get(verb, verb) in OUT_OF_BAND:
+            self._run(text)
+            return
+        if self._busy:
+            if len(self._queue) >= MAX_QUEUED_LINES:
+                log.warn("session {session}: too many pipelined commands", session=self.session_id)
+                self.transport.abortConnection()  # type: ignore[union-attr]
+                return
+            self._queue.append(text)
+            return
+        self._run(text)
+
+    def discard_pipelined(self) -> bool:
+        """Drop every line the client sent ahead (STARTTLS injection defence)."""
+        had = bool(self._queue)
+        self._queue.clear()
+        return self.parser.clear() or had
+
+    def _next(self) -> None:
+        while self._queue and not self._busy and not self._closing:
+            text = self._queue.popleft()
+            if text == "\x00TOO-LONG":
+                self.reply(R.LINE_TOO_LONG)
+            else:
+                self._run(text)
+
+    def _run(self, text: str) -> None:
+        verb, argument = split_command(text)
+        self.reset_idle()
+        try:
+            handler = self._gate(verb, argument)
+        except FTPError as failure:
+            self.send(failure.render())
+            self._after_command(verb, failure.reply.code)
+            return
+        name = commands.ALIASES.get(verb, verb)
+        out_of_band = self.transfer is not None and name in OUT_OF_BAND
+        if not out_of_band:
+            self._busy = True
+        d = defer.maybeDeferred(handler, argument)
+        d.addCallbacks(self._succeeded, self._failed, errbackArgs=(verb,))
+        if not out_of_band:
+            d.addBoth(self._done)
+
+    def _done(self, _: object) -> None:
+        self._busy = False
+        self.reset_idle()
+        self._next()
+
+    def _succeeded(self, result: object) -> None:
+        if isinstance(result, Reply):
+            self.send(result)
+        elif isinstance(result, R):
+            self.reply(result)
+
+    def _failed(self, failure: Failure, verb: str) -> None:
+        if failure.check(FTPError):
+            ftp_error: FTPError = failure.value
+            self.send(ftp_error.render())
+            self._after_command(verb, ftp_error.reply.code)
+            return
+        if failure.check(defer.CancelledError):
+            return
+        log.failure(
+            "session {session}: internal error running {verb}",
+            failure,
+            session=self.session_id,
+            verb=verb,
+        )
+        self.reply(R.LOCAL_ERROR)
+
+    def _after_command(self, verb: str, code: int) -> None:
+        """Hook: a command was refused with ``code`` (used for failed-logon accounting)."""
+
+    # ------------------------------------------------------------------ gates
+    def _gate(self, verb: str, argument: str) -> Any:
+        """Run the gates of the command table; return the handler or raise FTPError."""
+        spec = commands.lookup(verb)
+        if spec is None or not verb.isascii() or not verb.isalpha():
+            raise FTPError(R.UNKNOWN_COMMAND, command=_printable(verb))
+        name = spec.name
+        ftp_server = self.site_settings()
+        if not ftp_server.command_filtering.is_allowed(verb) or (
+            name != verb and not ftp_server.command_filtering.is_allowed(name)
+        ):
+            raise FTPError(R.COMMAND_FILTERED)
+        if spec.arg is Arg.REQUIRED and not argument.strip():
+            raise FTPError(R.SYNTAX_ERROR)
+        refusal = tlspolicy.control_refusal(
+            ftp_server.ssl.control_channel_policy, name, self.state.protected
+        )
+        if refusal is not None and not (
+            # After a permitted CCC the clear channel is allowed by the policy.
+            self.state.tls is TlsState.CLEARED and name not in tlspolicy.CREDENTIAL_COMMANDS
+        ):
+            raise FTPError(refusal)
+        if spec.login and not self.state.logged_in:
+            raise FTPError(R.NOT_LOGGED_IN)
+        handler = getattr(self, "ftp_" + name)
+        return handler
+
+    # --------------------------------------------------------------- messages
+    def site_settings(self) -> SiteFtpServer:
+        """The selected site's settings, or siteDefaults before a site is known."""
+        site = self.state.site
+        return site.ftp_server if site is not None else self.server.config.site_defaults
+
+    def greeting(self) -> Reply:
+        messages = self.site_settings().messages
+        lines: list[str] = []
+        if not messages.suppress_default_banner:
+            lines.append(self.server.banner)
+        lines.extend(self.message_lines(messages.banner_message))
+        return Reply(220, tuple(lines) or (self.server.banner,))
+
+    def message_lines(self, text: str) -> list[str]:
+        if not text:
+            return []
+        if self.site_settings().messages.expand_variables:
+            text = message_text.expand(text, self.message_variables())
+        return message_text.split_lines(text)
+
+    def message_variables(self) -> dict[str, str]:
+        identity = self.state.identity
+        return {
+            "UserName": identity.name if identity else (self.state.pending_user or ""),
+            "SiteName": self.state.site.name if self.state.site else "",
+            "SessionID": str(self.session_id),
+            "BytesSent": str(self.state.bytes_sent),
+            "BytesReceived": str(self.state.bytes_received),
+        }
+
+
+def _printable(verb: str) -> str:
+    text = "".join(ch if ch.isprintable() and ord(ch) < 0xD800 else "?" for ch in verb)
+    return text[:40]
+
+
+def _ssl_reason(value: BaseException) -> str:
+    try:
+        return "; ".join(":".join(str(part) for part in item) for item in value.args[0])
+    except (IndexError, TypeError):
+        return str(value)

@@ -1,0 +1,98 @@
+"""Per-site realms: turn an authenticated identity into a `SiteShell`.
+
+The realm applies what IIS checks after the password: does the user have any
+access to the site at all (``<authorization>``: 530 otherwise), and where does
+the user live (``userIsolation``: a missing home folder under isolation is
+``530 User cannot log in, home directory inaccessible.``). The folder checks
+touch the file system, so they run in the I/O pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.cred.portal import IRealm
+from twisted.internet import defer
+from zope.interface import Interface, implementer
+
+from ftps7.auth.identity import Identity, normalize_avatar_id
+from ftps7.config.model import ServerConfig, Site
+from ftps7.core import isolation
+from ftps7.core.authz import Authorizer
+from ftps7.core.namespace import SiteNamespace
+from ftps7.core.replies import R
+from ftps7.server.shell import SiteShell
+
+
+class IFTPSiteShell(Interface):
+    """The avatar interface: a user's `SiteShell` on one site."""
+
+
+class LogonRefused(Exception):
+    """The credentials were right but the user may not log on here."""
+
+    def __init__(self, reply: R, reason: str) -> None:
+        super().__init__(reason)
+        self.reply = reply
+        self.reason = reason
+
+
+@implementer(IRealm)
+class SiteRealm:
+    def __init__(
+        self,
+        site: Site,
+        config: ServerConfig,
+        authorizer: Authorizer,
+        run: Callable[..., defer.Deferred[Any]],
+        groups_for: Callable[[str], frozenset[str]] | None,
+    ) -> None:
+        self.site = site
+        self.config = config
+        self.authorizer = authorizer
+        self.run = run
+        self.groups_for = groups_for
+        self.hidden = config.server.request_filtering.hidden_segments
+        self.namespace = SiteNamespace(site.virtual_directories, "/", self.hidden)
+
+    def requestAvatar(
+        self, avatarId: object, mind: object, *interfaces: Any
+    ) -> defer.Deferred[tuple[Any, SiteShell, Callable[[], None]]]:
+        if IFTPSiteShell not in interfaces:
+            raise NotImplementedError("ftps7 realms only provide IFTPSiteShell")
+        authentication = self.site.ftp_server.authentication
+        identity = normalize_avatar_id(
+            avatarId, self.groups_for, authentication.anonymous_user_name
+        )
+        return self.run(self._build, identity)
+
+    def _build(self, identity: Identity) -> tuple[Any, SiteShell, Callable[[], None]]:
+        site = self.site
+        if not self.authorizer.can_log_on(
+            site.name, identity.name, identity.groups, identity.anonymous
+        ):
+            raise LogonRefused(R.LOGON_FAILED, "no authorization rule grants access to the site")
+        try:
+            plan = isolation.plan(
+                site.ftp_server.user_isolation,
+                identity.name,
+                identity.domain,
+                identity.anonymous,
+                site.virtual_directories,
+                self.namespace.is_dir,
+            )
+        except isolation.IsolationError as exc:
+            raise LogonRefused(R.HOME_INACCESSIBLE, str(exc)) from None
+        user_namespace = plan.namespace(site.virtual_directories, self.hidden)
+        shell = SiteShell(
+            site_name=site.name,
+            identity=identity,
+            namespace=user_namespace,
+            authorizer=self.authorizer,
+            request_filtering=self.config.server.request_filtering,
+            file_handling=site.ftp_server.file_handling,
+            run=self.run,
+            home=plan.start,
+        )
+        return IFTPSiteShell, shell, lambda: None

@@ -1,0 +1,448 @@
+"""The avatar: one logged-on user's view of a site's files.
+
+Every operation checks, in this order, request filtering (hidden segments,
+denied sequences, extensions), the jail (the path resolves inside a virtual
+directory's physicalPath, symlinks included), and the ``<authorization>``
+rules, and only then touches the file system. All of it runs in the I/O thread
+pool: a `stat` on a slow mount, a 100,000-entry directory or a ``fsync`` must
+never stall other sessions. Methods return Deferreds; failures are
+`FTPError`s carrying the reply to send.
+
+Uploads never write in place (``fileHandling``): data goes to a hidden
+temporary file in the target's directory, renamed over the target only when the
+transfer ended cleanly. APPE and REST+STOR first copy the existing bytes into the
+temporary file (``copy_file_range``, in the kernel), so an aborted append leaves
+the original file exactly as it was.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat as statmod
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet import defer
+
+from ftps7.auth.identity import Identity
+from ftps7.config.model import FileHandling, Permission, RequestFiltering
+from ftps7.core import listing, paths
+from ftps7.core.authz import Authorizer, request_filter_allows
+from ftps7.core.namespace import Resolved, SiteNamespace
+from ftps7.core.replies import FTPError, R
+
+#: Temporary upload files carry this prefix; they are hidden from listings and
+#: unreachable by clients.
+PARTIAL_PREFIX = ".ftps7-part-"
+
+RunInPool = Callable[..., "defer.Deferred[Any]"]
+
+
+def _os_error(exc: OSError, missing: R = R.FILE_UNAVAILABLE) -> FTPError:
+    code = exc.errno
+    if code in (errno.ENOENT, errno.ENOTDIR):
+        return FTPError(missing)
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return FTPError(R.ACCESS_DENIED)
+    if code == errno.EEXIST:
+        return FTPError(R.ALREADY_EXISTS)
+    if code == errno.ENOTEMPTY:
+        return FTPError(R.DIRECTORY_NOT_EMPTY)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return FTPError(R.NO_SPACE)
+    if code == errno.ENAMETOOLONG:
+        return FTPError(R.BAD_FILENAME)
+    if code == errno.EISDIR:
+        return FTPError(R.NOT_A_FILE)
+    return FTPError(R.LOCAL_ERROR)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A directory's entries plus the directory's own entry (for MLSD ``cdir``)."""
+
+    path: str
+    directory: listing.Entry
+    entries: tuple[listing.Entry, ...]
+
+
+class UploadTarget:
+    """A temporary file that becomes the target only on `commit`."""
+
+    def __init__(self, final_path: str, temp_path: str, handle: Any, keep_partial: bool) -> None:
+        self.final_path = final_path
+        self.temp_path = temp_path
+        self.handle = handle
+        self.keep_partial = keep_partial
+        self.finished = False
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+
+    def commit(self) -> None:
+        """Make the upload visible: flush, sync and rename into place atomically."""
+        self.finished = True
+        try:
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+        finally:
+            self.handle.close()
+        os.replace(self.temp_path, self.final_path)
+
+    def discard(self) -> bool:
+        """Drop a failed upload; returns whether a partial file was kept.
+
+        With ``keepPartialUploads`` the partial data becomes the target only if
+        there is no file there: a partial upload never replaces a good file.
+        """
+        if self.finished:
+            return False
+        self.finished = True
+        try:
+            self.handle.close()
+        except OSError:
+            pass
+        if self.keep_partial and not os.path.lexists(self.final_path):
+            try:
+                os.rename(self.temp_path, self.final_path)
+                return True
+            except OSError:
+                pass
+        try:
+            os.unlink(self.temp_path)
+        except FileNotFoundError:
+            pass
+        return False
+
+
+def _copy_prefix(source: str, target_fd: int, length: int) -> None:
+    """Copy the first ``length`` bytes of ``source`` into ``target_fd``."""
+    with open(source, "rb") as src:
+        copied = 0
+        while copied < length:
+            try:
+                n = os.copy_file_range(src.fileno(), target_fd, length - copied)
+            except OSError:
+                n = 0
+            if n == 0:
+                data = src.read(min(1 << 20, length - copied))
+                if not data:
+                    break
+                os.write(target_fd, data)
+                n = len(data)
+            copied += n
+    if copied != length:
+        raise OSError(errno.EIO, "short copy of existing file")
+
+
+class SiteShell:
+    """A user's session on a site: namespace, rules and file operations."""
+
+    def __init__(
+        self,
+        *,
+        site_name: str,
+        identity: Identity,
+        namespace: SiteNamespace,
+        authorizer: Authorizer,
+        request_filtering: RequestFiltering,
+        file_handling: FileHandling,
+        run: RunInPool,
+        home: str = "/",
+    ) -> None:
+        self.site_name = site_name
+        self.identity = identity
+        self.namespace = namespace
+        self.authorizer = authorizer
+        self.request_filtering = request_filtering
+        self.file_handling = file_handling
+        self.run = run
+        self.home = home
+
+    # ---------------------------------------------------------------- checks
+    def permissions(self, user_path: str) -> Permission:
+        site_path = self.namespace.to_site_path(user_path)
+        return self.authorizer.permissions(
+            self.site_name,
+            site_path,
+            self.identity.name,
+            self.identity.groups,
+            self.identity.anonymous,
+        )
+
+    def _filter(self, user_path: str) -> None:
+        if any(segment.startswith(PARTIAL_PREFIX) for segment in paths.segments(user_path)):
+            raise FTPError(R.FILE_UNAVAILABLE)
+        reason = request_filter_allows(user_path, self.request_filtering)
+        if reason is not None:
+            raise FTPError(R.FILE_UNAVAILABLE)
+
+    def _need(self, user_path: str, permission: Permission) -> None:
+        if not self.permissions(user_path) & permission:
+            raise FTPError(R.ACCESS_DENIED)
+
+    def _resolve(self, user_path: str, *, for_create: bool = False) -> Resolved:
+        try:
+            return self.namespace.physical(user_path, for_create=for_create)
+        except paths.PathError:
+            raise FTPError(R.PATH_UNAVAILABLE) from None
+
+    def _checked(self, user_path: str, permission: Permission, *, for_create: bool = False) -> Resolved:
+        self._filter(user_path)
+        self._need(user_path, permission)
+        return self._resolve(user_path, for_create=for_create)
+
+    def _is_virtual_dir(self, user_path: str) -> bool:
+        return self.namespace.is_virtual(user_path)
+
+    # ---------------------------------------------------------- navigation
+    def change_directory(self, user_path: str) -> defer.Deferred[str]:
+        def work() -> str:
+            self._filter(user_path)
+            if not self.permissions(user_path) & (Permission.READ | Permission.WRITE):
+                raise FTPError(R.ACCESS_DENIED)
+            if self._is_virtual_dir(user_path):
+                return user_path
+            resolved = self._resolve(user_path)
+            if not os.path.isdir(resolved.real_path):
+                if os.path.exists(resolved.real_path):
+                    raise FTPError(R.NOT_A_DIRECTORY)
+                raise FTPError(R.PATH_UNAVAILABLE)
+            if not os.access(resolved.real_path, os.X_OK):
+                raise FTPError(R.ACCESS_DENIED)
+            return user_path
+
+        return self.run(work)
+
+    # ------------------------------------------------------------ metadata
+    def _entry(self, name: str, resolved: Resolved) -> listing.Entry:
+        return listing.entry_from_stat(name, os.stat(resolved.real_path))
+
+    def stat(self, user_path: str) -> defer.Deferred[listing.Entry]:
+        def work() -> listing.Entry:
+            self._filter(user_path)
+            self._need(user_path, Permission.READ)
+            name = paths.basename(user_path) or "/"
+            if self._is_virtual_dir(user_path):
+                try:
+                    return self._entry(name, self._resolve(user_path))
+                except (OSError, FTPError):
+                    return listing.directory_entry(name, time.time())
+            resolved = self._resolve(user_path)
+            try:
+                return self._entry(name, resolved)
+            except OSError as exc:
+                raise _os_error(exc) from None
+
+        return self.run(work)
+
+    def list_directory(self, user_path: str) -> defer.Deferred[Listing]:
+        """The entries of a directory, virtual directories included (IIS shows them)."""
+
+        def work() -> Listing:
+            self._filter(user_path)
+            self._need(user_path, Permission.READ)
+            entries: dict[str, listing.Entry] = {}
+            directory: listing.Entry | None = None
+            try:
+                resolved = self._resolve(user_path)
+                real = resolved.real_path
+                directory = listing.entry_from_stat(".", os.stat(real))
+                if not statmod.S_ISDIR(directory.mode):
+                    raise FTPError(R.NOT_A_DIRECTORY)
+                with os.scandir(real) as it:
+                    for item in it:
+                        name = item.name
+                        if name.startswith(PARTIAL_PREFIX) or self.namespace.is_hidden(name):
+                            continue
+                        if not listing.is_listable(name):
+                            continue
+                        child = paths.join(user_path, name)
+                        if request_filter_allows(child, self.request_filtering) is not None:
+                            continue
+                        try:
+                            st = item.stat(follow_symlinks=True)
+                        except OSError:
+                            continue  # dangling symlink or vanished entry
+                        if item.is_symlink():
+                            try:
+                                self.namespace.physical(child)
+                            except paths.PathError:
+                                continue  # leads outside the jail: not shown
+                        entries[name] = listing.entry_from_stat(name, st)
+            except FTPError:
+                if not self._is_virtual_dir(user_path):
+                    raise
+            except OSError as exc:
+                if not self._is_virtual_dir(user_path):
+                    raise _os_error(exc, R.PATH_UNAVAILABLE) from None
+            for name in self.namespace.virtual_children(user_path):
+                if name not in entries:
+                    child = paths.join(user_path, name)
+                    try:
+                        entries[name] = self._entry(name, self.namespace.physical(child))
+                    except (OSError, paths.PathError):
+                        entries[name] = listing.directory_entry(name, time.time())
+            if directory is None:
+                directory = listing.directory_entry(".", time.time())
+            ordered = tuple(entries[name] for name in sorted(entries))
+            return Listing(user_path, directory, ordered)
+
+        return self.run(work)
+
+    def free_bytes(self, user_path: str) -> defer.Deferred[int]:
+        def work() -> int:
+            st = os.statvfs(self._resolve(user_path).real_path)
+            return st.f_bavail * st.f_frsize
+
+        return self.run(work)
+
+    # ----------------------------------------------------- file management
+    def make_directory(self, user_path: str) -> defer.Deferred[None]:
+        def work() -> None:
+            resolved = self._checked(user_path, Permission.WRITE, for_create=True)
+            try:
+                os.mkdir(resolved.real_path)
+            except OSError as exc:
+                raise _os_error(exc, R.PATH_UNAVAILABLE) from None
+
+        return self.run(work)
+
+    def remove_directory(self, user_path: str) -> defer.Deferred[None]:
+        def work() -> None:
+            if self._is_virtual_dir(user_path) or user_path == "/":
+                raise FTPError(R.ACCESS_DENIED)
+            resolved = self._checked(user_path, Permission.WRITE, for_create=True)
+            if os.path.islink(resolved.real_path):
+                raise FTPError(R.NOT_A_DIRECTORY)
+            try:
+                os.rmdir(resolved.real_path)
+            except OSError as exc:
+                raise _os_error(exc, R.PATH_UNAVAILABLE) from None
+
+        return self.run(work)
+
+    def remove_file(self, user_path: str) -> defer.Deferred[None]:
+        def work() -> None:
+            resolved = self._checked(user_path, Permission.WRITE, for_create=True)
+            target = resolved.real_path
+            if os.path.isdir(target) and not os.path.islink(target):
+                raise FTPError(R.NOT_A_FILE)
+            try:
+                os.unlink(target)
+            except OSError as exc:
+                raise _os_error(exc) from None
+
+        return self.run(work)
+
+    def check_rename_source(self, user_path: str) -> defer.Deferred[None]:
+        def work() -> None:
+            if self._is_virtual_dir(user_path) or user_path == "/":
+                raise FTPError(R.ACCESS_DENIED)
+            resolved = self._checked(user_path, Permission.WRITE, for_create=True)
+            if not os.path.lexists(resolved.real_path):
+                raise FTPError(R.FILE_UNAVAILABLE)
+
+        return self.run(work)
+
+    def rename(self, source: str, target: str) -> defer.Deferred[None]:
+        def work() -> None:
+            if self._is_virtual_dir(source) or self._is_virtual_dir(target):
+                raise FTPError(R.ACCESS_DENIED)
+            src = self._checked(source, Permission.WRITE, for_create=True)
+            dst = self._checked(target, Permission.WRITE, for_create=True)
+            if not os.path.lexists(src.real_path):
+                raise FTPError(R.FILE_UNAVAILABLE)
+            if os.path.lexists(dst.real_path) and not self.file_handling.allow_replace_on_rename:
+                raise FTPError(R.ALREADY_EXISTS)
+            try:
+                os.rename(src.real_path, dst.real_path)
+            except OSError as exc:
+                raise _os_error(exc, R.PATH_UNAVAILABLE) from None
+
+        return self.run(work)
+
+    # ------------------------------------------------------------ transfers
+    def open_for_reading(self, user_path: str, offset: int) -> defer.Deferred[tuple[Any, int]]:
+        """Open a file for RETR at ``offset``; returns (file, size)."""
+
+        def work() -> tuple[Any, int]:
+            resolved = self._checked(user_path, Permission.READ)
+            try:
+                handle = open(resolved.real_path, "rb")  # noqa: SIM115 - closed by the transfer
+            except IsADirectoryError:
+                raise FTPError(R.NOT_A_FILE) from None
+            except OSError as exc:
+                raise _os_error(exc) from None
+            st = os.fstat(handle.fileno())
+            if not statmod.S_ISREG(st.st_mode):
+                handle.close()
+                raise FTPError(R.NOT_A_FILE)
+            if offset > st.st_size:
+                handle.close()
+                raise FTPError(R.INVALID_RESTART)
+            if offset:
+                handle.seek(offset)
+            return handle, st.st_size
+
+        return self.run(work)
+
+    def open_for_writing(
+        self, user_path: str, *, append: bool = False, offset: int = 0, unique: bool = False
+    ) -> defer.Deferred[UploadTarget]:
+        """Prepare an upload (STOR, APPE, REST+STOR, STOU) into a temporary file."""
+
+        def work() -> UploadTarget:
+            resolved = self._checked(user_path, Permission.WRITE, for_create=True)
+            final = resolved.real_path
+            directory = os.path.dirname(final)
+            existing: os.stat_result | None
+            try:
+                existing = os.stat(final)
+            except FileNotFoundError:
+                existing = None
+            except OSError as exc:
+                raise _os_error(exc, R.PATH_UNAVAILABLE) from None
+            if existing is not None:
+                if unique:
+                    raise FTPError(R.ALREADY_EXISTS)
+                if not statmod.S_ISREG(existing.st_mode):
+                    raise FTPError(R.NOT_A_FILE)
+            if offset and (existing is None or offset > existing.st_size):
+                raise FTPError(R.INVALID_RESTART)
+            temp = os.path.join(directory, PARTIAL_PREFIX + secrets.token_hex(8))
+            mode = statmod.S_IMODE(existing.st_mode) if existing is not None else 0o644
+            try:
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+            except OSError as exc:
+                raise _os_error(exc, R.PATH_UNAVAILABLE) from None
+            try:
+                if existing is not None and (append or offset):
+                    _copy_prefix(final, fd, existing.st_size if append else offset)
+                handle = os.fdopen(fd, "wb", buffering=0)
+            except OSError as exc:
+                os.close(fd)
+                os.unlink(temp)
+                raise _os_error(exc) from None
+            keep = self.file_handling.keep_partial_uploads
+            return UploadTarget(final, temp, handle, keep)
+
+        return self.run(work)
+
+    def unique_name(self, directory: str, hint: str | None) -> defer.Deferred[str]:
+        """A name in ``directory`` that does not exist yet (STOU, RFC 1123 §4.1.2.9)."""
+
+        def work() -> str:
+            resolved = self._checked(directory, Permission.WRITE)
+            base = hint or "ftps7"
+            for _ in range(100):
+                name = f"{base}.{secrets.token_hex(4)}"
+                if not os.path.lexists(os.path.join(resolved.real_path, name)):
+                    return name
+            raise FTPError(R.LOCAL_ERROR)
+
+        return self.run(work)

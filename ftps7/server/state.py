@@ -1,0 +1,278 @@
+"""What all sessions of one server process share.
+
+Built once by the service from the immutable configuration: the per-site
+portals and realms, the authorizer, the certificate store and TLS context
+factory, the I/O and authentication thread pools, connection counting per site,
+the failed-logon tracker. Sessions reach the outside world only through this
+object, which keeps the protocol free of globals (DESIGN.md habit 7: the
+reactor and the clock are passed in).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from OpenSSL import SSL
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.portal import Portal
+from twisted.internet import defer
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from ftps7 import __version__
+from ftps7.config.model import ClientCertificatePolicy, ServerConfig, Site
+from ftps7.core.authz import Authorizer
+from ftps7.core.replies import R
+from ftps7.server.realm import IFTPSiteShell, SiteRealm
+
+if TYPE_CHECKING:
+    from ftps7.server.datachannel import DataConnection
+    from ftps7.server.protocol import FTPSession
+
+log = Logger()
+
+
+@implementer(ICredentialsChecker)
+class FirstSuccess:
+    """Try several checkers for one credentials interface, in order.
+
+    A Portal keeps one checker per interface; the local accounts checker and
+    the ``--auth`` plugins all check IUsernamePassword, so they are chained.
+    """
+
+    def __init__(self, checkers: Sequence[Any], interface: Any) -> None:
+        self.checkers = list(checkers)
+        self.credentialInterfaces = (interface,)
+
+    def requestAvatarId(self, credentials: Any) -> defer.Deferred[Any]:
+        async def attempt() -> Any:
+            last: BaseException = UnauthorizedLogin()
+            for checker in self.checkers:
+                try:
+                    return await defer.maybeDeferred(checker.requestAvatarId, credentials)
+                except UnauthorizedLogin as failure:
+                    last = failure
+            raise last
+
+        return defer.ensureDeferred(attempt())
+
+
+class ConnectionCounter:
+    """``maxConnections`` per site."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def acquire(self, site: Site) -> bool:
+        current = self.counts.get(site.name, 0)
+        if current >= site.ftp_server.connections.max_connections:
+            return False
+        self.counts[site.name] = current + 1
+        return True
+
+    def release(self, site: Site) -> None:
+        self.counts[site.name] = max(0, self.counts.get(site.name, 0) - 1)
+
+
+class IpFilter:
+    """system.ftpServer/security/ipSecurity."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        security = config.server.ip_security
+        self.allow_unlisted = security.allow_unlisted
+        self.rules: list[tuple[Any, bool]] = []
+        for entry in security.entries:
+            text = entry.ip_address
+            if entry.subnet_mask:
+                text = f"{text}/{entry.subnet_mask}"
+            self.rules.append((ipaddress.ip_network(text, strict=False), entry.allowed))
+
+    def allows(self, host: str) -> bool:
+        if not self.rules:
+            return self.allow_unlisted
+        address = ipaddress.ip_address(host)
+        best: tuple[int, bool] | None = None
+        for network, allowed in self.rules:
+            if address.version == network.version and address in network:
+                if best is None or network.prefixlen > best[0]:
+                    best = (network.prefixlen, allowed)
+        return self.allow_unlisted if best is None else best[1]
+
+
+class ServerState:
+    def __init__(
+        self,
+        config: ServerConfig,
+        reactor: Any,
+        *,
+        io_pool: ThreadPool,
+        auth_pool: ThreadPool,
+        extra_checkers: Sequence[Any] = (),
+        failed_logon_delay: float = 1.0,
+    ) -> None:
+        from ftps7.auth.accounts import AccountsFile
+        from ftps7.auth.cache import CredentialsCache
+        from ftps7.auth.lockout import FailureTracker
+        from ftps7.tls.contexts import TlsContextFactory
+        from ftps7.tls.store import CertificateStore
+
+        self.config = config
+        self.reactor = reactor
+        self.clock = reactor
+        self.io_pool = io_pool
+        self.auth_pool = auth_pool
+        self.failed_logon_delay = failed_logon_delay
+        self.banner = "ftps7 FTP Service"
+        self.version = __version__
+        self.sessions: set[FTPSession] = set()
+        self.connections = ConnectionCounter()
+        self.ip_filter = IpFilter(config)
+        self.authorizer = Authorizer(config.authorization)
+        self.store = CertificateStore(config.ftps7.certificate_store.path)
+        self.tls = TlsContextFactory(config.ftps7.tls)
+        self.auto_certificate: Any = None
+        deny = config.server.deny_by_failure
+        self.failures = (
+            FailureTracker(reactor, deny.max_failure, deny.entry_expiration, deny.logging_only_mode)
+            if deny.enabled
+            else None
+        )
+        cache_settings = config.server.credentials_cache
+        self.credentials_cache = (
+            CredentialsCache(reactor, cache_settings.flush_interval)
+            if cache_settings.enabled
+            else None
+        )
+        accounts_settings = config.ftps7.local_accounts
+        self.accounts = (
+            AccountsFile(accounts_settings.path)
+            if accounts_settings.source.value == "file" and accounts_settings.path
+            else None
+        )
+        self.extra_checkers = list(extra_checkers)
+        self.portals: dict[str, Portal] = {
+            site.name: self._portal(site) for site in config.sites
+        }
+
+    # --------------------------------------------------------------- threads
+    def run_io(self, function: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
+        return deferToThreadPool(self.reactor, self.io_pool, function, *args)
+
+    # ------------------------------------------------------------------ auth
+    def _groups_for(self, name: str) -> frozenset[str]:
+        if self.accounts is None:
+            return frozenset()
+        try:
+            return self.accounts.groups_for(name)
+        except Exception:  # noqa: BLE001 - a broken file means no groups, never a crash
+            return frozenset()
+
+    def _password_checkers(self) -> list[Any]:
+        from ftps7.auth.checkers import LocalAccountsChecker
+
+        settings = self.config.ftps7.local_accounts
+        checkers: list[Any] = []
+        if self.accounts is not None:
+            checkers.append(
+                LocalAccountsChecker(
+                    self.accounts, self.auth_pool, self.reactor, self.credentials_cache
+                )
+            )
+        elif settings.source.value == "pam":
+            from ftps7.auth.pam import PamChecker
+
+            checkers.append(PamChecker(settings.service, self.auth_pool, self.reactor))
+        checkers.extend(self.extra_checkers)
+        return checkers
+
+    def _portal(self, site: Site) -> Portal:
+        from twisted.cred.credentials import IAnonymous, IUsernamePassword
+
+        from ftps7.auth.checkers import AnonymousChecker
+
+        authentication = site.ftp_server.authentication
+        realm = SiteRealm(site, self.config, self.authorizer, self.run_io, self._groups_for)
+        portal = Portal(realm)
+        if authentication.anonymous_enabled:
+            portal.registerChecker(AnonymousChecker(authentication.anonymous_user_name), IAnonymous)
+        if authentication.basic_enabled:
+            checkers = self._password_checkers()
+            if checkers:
+                portal.registerChecker(FirstSuccess(checkers, IUsernamePassword), IUsernamePassword)
+        return portal
+
+    def login(self, site: Site, credentials: Any) -> defer.Deferred[Any]:
+        return self.portals[site.name].login(credentials, None, IFTPSiteShell)
+
+    def is_locked_out(self, host: str) -> bool:
+        return self.failures is not None and self.failures.is_locked(host)
+
+    def record_logon_failure(self, host: str) -> None:
+        if self.failures is not None and self.failures.record_failure(host):
+            log.warn("address {host} locked out after repeated logon failures", host=host)
+
+    def record_logon_success(self, host: str) -> None:
+        if self.failures is not None:
+            self.failures.record_success(host)
+
+    def admission_refusal(self, host: str) -> R | None:
+        """Refuse a new connection from ``host`` (ipSecurity, denyByFailure)?"""
+        if not self.ip_filter.allows(host):
+            log.warn("connection from {host} refused by ipSecurity", host=host)
+            return R.ADDRESS_DENIED
+        if self.is_locked_out(host) and not self.config.server.deny_by_failure.logging_only_mode:
+            return R.ADDRESS_DENIED
+        return None
+
+    # ------------------------------------------------------------------- TLS
+    def certificate_for(self, site: Site | None) -> Any:
+        ssl = site.ftp_server.ssl if site is not None else self.config.site_defaults.ssl
+        if ssl.server_cert_hash:
+            return self.store.find(ssl.server_cert_store_name, ssl.server_cert_hash)
+        return self.auto_certificate
+
+    def tls_possible(self, session: FTPSession) -> bool:
+        certificate = self.certificate_for(session.site)
+        return certificate is not None and certificate.has_key
+
+    def session_context(self, session: FTPSession) -> SSL.Context | None:
+        certificate = self.certificate_for(session.site)
+        if certificate is None or not certificate.has_key:
+            return None
+        site = session.site
+        settings = site.ftp_server if site is not None else self.config.site_defaults
+        policy = settings.client_certificates.client_certificate_policy
+        return self.tls.session_context(
+            certificate,
+            ssl128=settings.ssl.ssl128,
+            request_client_cert=policy is not ClientCertificatePolicy.CERT_IGNORE,
+            session_id=b"ftps7-%d" % session.session_id,
+        )
+
+    def data_tls_refusal(self, session: FTPSession, connection: DataConnection) -> R | None:
+        """The data channel's TLS checks once its handshake is done."""
+        from ftps7.server.session import TlsState
+        from ftps7.tls.session import session_reused
+
+        if (
+            self.config.ftps7.tls.require_session_reuse
+            and session.state.tls is not TlsState.CLEARED
+            and not session_reused(connection.tls_connection())
+        ):
+            log.warn(
+                "session {session}: data connection from {peer} did not resume the control "
+                "connection's TLS session; refused",
+                session=session.session_id,
+                peer=connection.peer_host(),
+            )
+            return R.DATA_TLS_NOT_RESUMED
+        return None
+
+    def passive_range(self) -> tuple[int, int]:
+        server = self.config.server
+        return server.low_data_channel_port, server.high_data_channel_port

@@ -1,0 +1,229 @@
+"""Moving file bytes between the file system and a data connection.
+
+File reads and writes are blocking calls, so they run in the I/O thread pool;
+the reactor thread only moves the chunks. A download reads the next chunk in
+the pool while the previous one is being encrypted and sent; an upload hands
+chunks to the pool in order and pauses the data connection when too many are
+waiting, so memory per transfer stays bounded (about 4 MiB at worst).
+
+TYPE A converts line ends on the fly (RFC 959 §3.1.1.1): LF → CRLF when
+sending, CRLF → LF when receiving; Twisted's own ASCII wrapper crashes on
+bytes (RESEARCH.md §1.7, defect 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from typing import Protocol as TypingProtocol
+
+from twisted.internet import defer, error
+from twisted.internet.interfaces import IPushProducer
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+CHUNK = 256 * 1024
+HIGH_WATER = 4 * CHUNK * 4
+LOW_WATER = CHUNK * 4
+
+RunInPool = Callable[..., "defer.Deferred[Any]"]
+
+
+class Readable(TypingProtocol):
+    def read(self, size: int) -> bytes: ...
+    def close(self) -> None: ...
+
+
+class Writable(TypingProtocol):
+    def write(self, data: bytes) -> None: ...
+
+
+def to_ascii(chunk: bytes, previous_cr: bool) -> tuple[bytes, bool]:
+    """LF → CRLF, leaving existing CRLF alone, across chunk boundaries."""
+    if not chunk:
+        return chunk, previous_cr
+    out = chunk.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    if previous_cr and chunk.startswith(b"\n"):
+        out = out[1:]  # the CR went out with the previous chunk
+    return out, chunk.endswith(b"\r")
+
+
+class FromAscii:
+    """CRLF → LF for uploads in TYPE A, holding a trailing CR until the next chunk."""
+
+    def __init__(self) -> None:
+        self._pending_cr = False
+
+    def convert(self, chunk: bytes) -> bytes:
+        if self._pending_cr:
+            chunk = b"\r" + chunk
+            self._pending_cr = False
+        if chunk.endswith(b"\r"):
+            self._pending_cr = True
+            chunk = chunk[:-1]
+        return chunk.replace(b"\r\n", b"\n")
+
+    def flush(self) -> bytes:
+        if self._pending_cr:
+            self._pending_cr = False
+            return b"\r"
+        return b""
+
+
+@implementer(IPushProducer)
+class FileSender:
+    """Streams a file to a transport, reading in the pool, honouring back-pressure."""
+
+    def __init__(self, run: RunInPool, source: Readable, transport: Any, ascii: bool) -> None:
+        self.run = run
+        self.source = source
+        self.transport = transport
+        self.ascii = ascii
+        self.bytes_sent = 0
+        self.done: defer.Deferred[int] = defer.Deferred()
+        self._paused = False
+        self._stopped = False
+        self._next: defer.Deferred[bytes] | None = None
+        self._ready: bytes | None = None
+        self._cr = False
+
+    def start(self) -> defer.Deferred[int]:
+        self.transport.registerProducer(self, True)
+        self._read_ahead()
+        return self.done
+
+    def _read_ahead(self) -> None:
+        if self._next is not None or self._stopped:
+            return
+        self._next = self.run(self.source.read, CHUNK)
+        self._next.addCallbacks(self._got_chunk, self._failed)
+
+    def _got_chunk(self, chunk: bytes) -> None:
+        self._next = None
+        if self._stopped:
+            return
+        self._ready = chunk
+        self._pump()
+
+    def _pump(self) -> None:
+        while not self._paused and not self._stopped and self._ready is not None:
+            chunk, self._ready = self._ready, None
+            if not chunk:
+                self._finish()
+                return
+            self._read_ahead()
+            if self.ascii:
+                chunk, self._cr = to_ascii(chunk, self._cr)
+            self.bytes_sent += len(chunk)
+            self.transport.write(chunk)
+
+    def _finish(self) -> None:
+        self._stopped = True
+        self.transport.unregisterProducer()
+        if not self.done.called:
+            self.done.callback(self.bytes_sent)
+
+    def _failed(self, failure: Failure) -> None:
+        self._next = None
+        self._stopped = True
+        self.transport.unregisterProducer()
+        if not self.done.called:
+            self.done.errback(failure)
+
+    # IPushProducer
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._pump()
+
+    def stopProducing(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if not self.done.called:
+            self.done.errback(Failure(error.ConnectionLost("data connection lost")))
+
+
+class FileReceiver:
+    """Collects uploaded bytes and writes them in order in the pool.
+
+    ``feed`` is called from the reactor with each received chunk; ``finish``
+    waits for every write to land. A write error (disk full, quota) is kept and
+    reported by ``finish`` and the data connection is aborted at once.
+    """
+
+    def __init__(self, run: RunInPool, target: Writable, transport: Any, ascii: bool) -> None:
+        self.run = run
+        self.target = target
+        self.transport = transport
+        self.converter = FromAscii() if ascii else None
+        self.bytes_received = 0
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._in_flight = 0
+        self._chain: defer.Deferred[None] = defer.succeed(None)
+        self._paused = False
+        self.error: Failure | None = None
+
+    def feed(self, data: bytes) -> None:
+        if self.error is not None:
+            return
+        self.bytes_received += len(data)
+        if self.converter is not None:
+            data = self.converter.convert(data)
+        self._buffer.append(data)
+        self._buffered += len(data)
+        if self._buffered >= CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffered:
+            return
+        block = b"".join(self._buffer)
+        self._buffer = []
+        self._buffered = 0
+        self._in_flight += len(block)
+        if self._in_flight > HIGH_WATER and not self._paused:
+            self._paused = True
+            self.transport.pauseProducing()
+
+        def write(_: object) -> defer.Deferred[None]:
+            if self.error is not None:
+                return defer.succeed(None)
+            return self.run(self.target.write, block)
+
+        def written(_: object) -> None:
+            self._in_flight -= len(block)
+            if self._paused and self._in_flight < LOW_WATER:
+                self._paused = False
+                self.transport.resumeProducing()
+
+        def failed(failure: Failure) -> None:
+            self._in_flight -= len(block)
+            if self.error is None:
+                self.error = failure
+                self.transport.abortConnection()
+
+        self._chain.addCallback(write)
+        self._chain.addCallbacks(written, failed)
+
+    def finish(self) -> defer.Deferred[None]:
+        """Flush what is buffered; fire when all writes are done (or the first error)."""
+        if self.converter is not None:
+            tail = self.converter.flush()
+            if tail:
+                self._buffer.append(tail)
+                self._buffered += len(tail)
+        self._flush()
+        done: defer.Deferred[None] = defer.Deferred()
+
+        def report(_: object) -> None:
+            if self.error is not None:
+                done.errback(self.error)
+            else:
+                done.callback(None)
+
+        self._chain.addBoth(report)
+        return done

@@ -1,0 +1,91 @@
+"""``twistd ftps7``: command-line options and the service tree (wiring only).
+
+The configuration is loaded and checked in ``postOptions`` so a bad file stops
+``twistd`` with every error listed and a non-zero status before anything
+listens. ``--auth`` (twisted.cred.strcred) adds third-party password checkers,
+tried after the local accounts for sites with basicAuthentication.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application import service
+from twisted.cred import credentials, strcred
+from twisted.logger import Logger
+from twisted.python import usage
+from twisted.python.threadpool import ThreadPool
+
+log = Logger()
+
+
+class Options(usage.Options, strcred.AuthOptionMixin):
+    synopsis = "--config PATH [--auth TYPE:ARGS ...]"
+    longdesc = (
+        "An FTPS server with the security model of IIS FTP 7.5. The configuration file "
+        "is an IIS-style applicationHost.config (see docs/configuration.md)."
+    )
+    supportedInterfaces = (credentials.IUsernamePassword,)
+    optParameters = [
+        ["config", "c", None, "The configuration file (default: $FTPS7_CONFIG, then "
+         "/etc/ftps7/ftps7.config)."],
+    ]
+
+    def postOptions(self) -> None:
+        from ftps7.cli import default_config_path
+        from ftps7.config import ConfigErrors, load_config
+
+        path = self["config"] or default_config_path()
+        try:
+            self["loaded"] = load_config(path)
+        except ConfigErrors as errors:
+            raise usage.UsageError(
+                f"the configuration is not valid ({len(errors.errors)} errors):\n{errors}"
+            ) from None
+        except OSError as exc:
+            raise usage.UsageError(f"cannot read the configuration {path}: {exc}") from None
+
+
+class ThreadPoolService(service.Service):
+    """Starts and stops a thread pool with the application."""
+
+    def __init__(self, pool: ThreadPool) -> None:
+        self.pool = pool
+
+    def startService(self) -> None:
+        super().startService()
+        self.pool.start()
+
+    def stopService(self) -> Any:
+        super().stopService()
+        self.pool.stop()
+
+
+def makeService(options: Options) -> service.MultiService:
+    from twisted.internet import reactor
+
+    from ftps7.server.monitor import CertificateMonitor
+    from ftps7.server.startup import build_listeners, prepare
+    from ftps7.server.state import ServerState
+
+    config = options["loaded"]
+    top = service.MultiService()
+    io_pool = ThreadPool(minthreads=2, maxthreads=16, name="ftps7-io")
+    auth_pool = ThreadPool(minthreads=1, maxthreads=4, name="ftps7-auth")
+    ThreadPoolService(io_pool).setServiceParent(top)
+    ThreadPoolService(auth_pool).setServiceParent(top)
+    state = ServerState(
+        config,
+        reactor,
+        io_pool=io_pool,
+        auth_pool=auth_pool,
+        extra_checkers=options.get("credCheckers", []),
+    )
+    prepare(state)
+    CertificateMonitor(state).setServiceParent(top)
+    for listener in build_listeners(state):
+        listener.setServiceParent(top)
+    # Services start in the reactor's "before startup" phase, so by the time this
+    # runs every listener is bound: tests and supervisors can wait for this line.
+    reactor.callWhenRunning(lambda: log.info("ftps7 ready"))
+    return top

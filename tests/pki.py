@@ -1,0 +1,375 @@
+"""A tiny in-memory PKI for tests: CAs, server leaves, client certificates.
+
+Every test that needs certificates builds them here instead of shipping PEM
+fixtures, so expiry never breaks the suite and each test states the exact
+fields it depends on (serial, issuer DN, SKI, UPN, e-mail SANs).
+
+Import it as ``from tests.pki import ...`` (tests/ is a namespace package; the
+test modules put the repository root on ``sys.path`` when pytest has not).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+UPN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
+
+_NOW = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A certificate with its private key."""
+
+    cert: x509.Certificate
+    key: PrivateKey
+
+    @property
+    def name(self) -> x509.Name:
+        return self.cert.subject
+
+    def cert_pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    def key_pem(self) -> bytes:
+        return key_pem(self.key)
+
+
+def make_key(key_type: str = "ecdsa-p256") -> PrivateKey:
+    if key_type == "ecdsa-p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type == "ecdsa-p384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if key_type.startswith("rsa-"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[4:]))
+    raise ValueError(key_type)
+
+
+def key_pem(key: PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def pem(*certs: x509.Certificate) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+def name(common_name: str, *, dcs: Sequence[str] = (), org: str | None = None) -> x509.Name:
+    """A DN in X.500 (encoding) order: DC=com, DC=example, [O=...], CN=..."""
+    attributes = [x509.NameAttribute(NameOID.DOMAIN_COMPONENT, dc) for dc in dcs]
+    if org is not None:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    return x509.Name(attributes)
+
+
+def upn_other_name(upn: str) -> x509.OtherName:
+    """The Microsoft UPN SAN: otherName 1.3.6.1.4.1.311.20.2.3 holding a UTF8String."""
+    raw = upn.encode("utf-8")
+    return x509.OtherName(UPN_OID, b"\x0c" + _der_length(len(raw)) + raw)
+
+
+def _der_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes([length])
+    body = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def make_ca(
+    common_name: str = "Example Root CA",
+    *,
+    subject: x509.Name | None = None,
+    issuer: Issued | None = None,
+    key_type: str = "ecdsa-p256",
+    serial: int | None = None,
+) -> Issued:
+    """A root CA (``issuer=None``) or an intermediate signed by ``issuer``."""
+    key = make_key(key_type)
+    subject = subject or name(common_name)
+    signer = issuer.key if issuer is not None else key
+    issuer_name = issuer.cert.subject if issuer is not None else subject
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(serial if serial is not None else x509.random_serial_number())
+        .not_valid_before(_NOW - datetime.timedelta(days=1))
+        .not_valid_after(_NOW + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    if issuer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+            critical=False,
+        )
+    return Issued(builder.sign(signer, hashes.SHA256()), key)
+
+
+def make_leaf(
+    ca: Issued,
+    common_name: str = "ftp.example.com",
+    *,
+    subject: x509.Name | None = None,
+    dns_names: Iterable[str] = ("ftp.example.com",),
+    ip_addresses: Iterable[str] = (),
+    emails: Iterable[str] = (),
+    upn: str | None = None,
+    usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH,
+    key_type: str = "ecdsa-p256",
+    serial: int | None = None,
+    ski: bytes | None = None,
+    not_before: datetime.datetime | None = None,
+    not_after: datetime.datetime | None = None,
+) -> Issued:
+    """An end-entity certificate signed by ``ca``; every mapping-relevant field settable."""
+    key = make_key(key_type)
+    general_names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
+    general_names += [x509.IPAddress(ipaddress.ip_address(i)) for i in ip_addresses]
+    general_names += [x509.RFC822Name(e) for e in emails]
+    if upn is not None:
+        general_names.append(upn_other_name(upn))
+    ski_ext = (
+        x509.SubjectKeyIdentifier(ski)
+        if ski is not None
+        else x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    )
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject or name(common_name))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(serial if serial is not None else x509.random_serial_number())
+        .not_valid_before(not_before or _NOW - datetime.timedelta(days=1))
+        .not_valid_after(not_after or _NOW + datetime.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=isinstance(key, rsa.RSAPrivateKey),
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(ski_ext, critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+            critical=False,
+        )
+    )
+    if general_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(general_names), critical=False)
+    return Issued(builder.sign(ca.key, hashes.SHA256()), key)
+
+
+def make_client(
+    ca: Issued,
+    common_name: str = "alice",
+    *,
+    upn: str | None = "alice@example.com",
+    emails: Iterable[str] = ("alice@example.com",),
+    **kwargs: object,
+) -> Issued:
+    """A clientAuth certificate with a UPN otherName and e-mail SANs by default."""
+    return make_leaf(
+        ca,
+        common_name,
+        dns_names=(),
+        emails=emails,
+        upn=upn,
+        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+@dataclass(frozen=True)
+class Pki:
+    """Root → intermediate → server leaf, plus a client certificate from the same root."""
+
+    root: Issued
+    intermediate: Issued
+    server: Issued
+    client: Issued
+
+
+def make_pki(key_type: str = "ecdsa-p256") -> Pki:
+    root = make_ca("Example Root CA")
+    intermediate = make_ca("Example Issuing CA", issuer=root)
+    server = make_leaf(
+        intermediate,
+        "ftp.example.com",
+        dns_names=("ftp.example.com", "localhost"),
+        ip_addresses=("127.0.0.1",),
+        key_type=key_type,
+    )
+    client = make_client(intermediate)
+    return Pki(root, intermediate, server, client)
+
+
+def write_pem_file(
+    path: Path,
+    certs: Sequence[x509.Certificate],
+    key: PrivateKey | None = None,
+    *,
+    key_first: bool = False,
+) -> Path:
+    """Write ``certs`` (leaf first) and optionally the key into one PEM file."""
+    body = pem(*certs)
+    if key is not None:
+        body = key_pem(key) + body if key_first else body + key_pem(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
+    return path
+
+
+# ---------------------------------------------------------------------------
+# In-memory TLS: two pyOpenSSL connections over memory BIOs, no sockets.
+
+
+def pump(a: object, b: object) -> None:
+    """Move bytes between two memory-BIO ``SSL.Connection``s until both are quiet."""
+    from OpenSSL import SSL
+
+    moved = True
+    while moved:
+        moved = False
+        for source, sink in ((a, b), (b, a)):
+            try:
+                data = source.bio_read(65536)  # type: ignore[attr-defined]
+            except SSL.WantReadError:
+                continue
+            if data:
+                sink.bio_write(data)  # type: ignore[attr-defined]
+                moved = True
+
+
+def handshake(client: object, server: object) -> None:
+    """Complete a handshake, then exchange one byte each way.
+
+    The exchange matters for TLS 1.3: the client holds a resumable session
+    only after it has read the server's NewSessionTicket.
+    """
+    from OpenSSL import SSL
+
+    for _ in range(50):
+        done = 0
+        for side in (client, server):
+            try:
+                side.do_handshake()  # type: ignore[attr-defined]
+                done += 1
+            except SSL.WantReadError:
+                pass
+        pump(client, server)
+        if done == 2:
+            break
+    else:  # pragma: no cover - a stuck handshake is a test bug
+        raise AssertionError("handshake did not complete")
+    server.send(b"s")  # type: ignore[attr-defined]
+    pump(server, client)
+    assert client.recv(16) == b"s"  # type: ignore[attr-defined]
+    client.send(b"c")  # type: ignore[attr-defined]
+    pump(client, server)
+    assert server.recv(16) == b"c"  # type: ignore[attr-defined]
+    pump(client, server)
+
+
+def client_context(
+    *,
+    trust: Sequence[x509.Certificate] = (),
+    tmp_dir: Path | None = None,
+    max_version: int | None = None,
+    min_version: int | None = None,
+    ciphers: bytes | None = None,
+    identity: Issued | None = None,
+    chain: Sequence[x509.Certificate] = (),
+) -> object:
+    """A TLS client context; with ``trust`` (written under ``tmp_dir``) it verifies the server."""
+    from OpenSSL import SSL
+
+    ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    if max_version is not None:
+        ctx.set_max_proto_version(max_version)
+    if min_version is not None:
+        ctx.set_min_proto_version(min_version)
+    if ciphers is not None:
+        ctx.set_cipher_list(ciphers)
+    ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+    if trust:
+        assert tmp_dir is not None, "trust anchors are loaded from a file"
+        cafile = tmp_dir / "client-trust.pem"
+        cafile.write_bytes(pem(*trust))
+        ctx.load_verify_locations(str(cafile))
+        ctx.set_verify(SSL.VERIFY_PEER)
+    if identity is not None:
+        ctx.use_certificate(identity.cert)
+        for extra in chain:
+            ctx.add_extra_chain_cert(extra)
+        ctx.use_privatekey(identity.key)
+    return ctx
+
+
+def connect(
+    server_ctx: object,
+    client_ctx: object,
+    *,
+    session: object | None = None,
+    server_name: bytes | None = None,
+) -> tuple[object, object]:
+    """(client, server) connections, handshaken; ``session`` is offered for resumption."""
+    from OpenSSL import SSL
+
+    server = SSL.Connection(server_ctx, None)  # type: ignore[arg-type]
+    server.set_accept_state()
+    client = SSL.Connection(client_ctx, None)  # type: ignore[arg-type]
+    client.set_connect_state()
+    if server_name is not None:
+        client.set_tlsext_host_name(server_name)
+    if session is not None:
+        client.set_session(session)  # type: ignore[arg-type]
+    handshake(client, server)
+    return client, server
+
+
+def close_quietly(client: object, server: object) -> None:
+    """Mark both ends shut down so freeing them does not evict their sessions."""
+    from OpenSSL import SSL
+
+    for side in (client, server):
+        side.set_shutdown(SSL.SENT_SHUTDOWN | SSL.RECEIVED_SHUTDOWN)  # type: ignore[attr-defined]
