@@ -39,11 +39,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         try:
             self["loaded"] = load_config(path)
         except ConfigErrors as errors:
-            raise usage.UsageError(
-                f"the configuration is not valid ({len(errors.errors)} errors):\n{errors}"
+            # SystemExit rather than UsageError: twistd would bury the errors
+            # under its whole usage text.
+            raise SystemExit(
+                f"ftps7: the configuration is not valid ({len(errors.errors)} errors):\n{errors}"
             ) from None
         except OSError as exc:
-            raise usage.UsageError(f"cannot read the configuration {path}: {exc}") from None
+            raise SystemExit(f"ftps7: cannot read the configuration {path}: {exc}") from None
 
 
 class ThreadPoolService(service.Service):

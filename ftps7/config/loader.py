@@ -235,6 +235,8 @@ class _Loader:
         self, server: m.ServerFtpSettings, node: Node | None, ftps7: m.Ftps7Settings
     ) -> None:
         firewall = _descend(node, "firewallSupport")
+        if firewall is not None and not firewall.ok:
+            return  # the refused value is reported already; a range check would repeat it
         low, high = server.low_data_channel_port, server.high_data_channel_port
         where = (firewall.line, firewall.path) if firewall else (0, "")
         if (low == 0) != (high == 0):
@@ -276,9 +278,9 @@ class _Loader:
             name: str | None = node.values.get("name")
             if name is not None:
                 self.declared_sites.setdefault(name.lower(), name)
-            if name is None or not node.ok or op.kind != ADD:
-                continue
-            site_id: int = node.values["id"]
+            if name is None or op.kind != ADD:
+                continue  # a site without a usable name: its error is reported already
+            site_id: int | None = node.values.get("id")
             if name.lower() in names:
                 self.problems.error(
                     node.line,
@@ -289,7 +291,7 @@ class _Loader:
                 )
                 continue
             names[name.lower()] = node
-            if site_id in ids:
+            if site_id is not None and site_id in ids:
                 self.problems.error(
                     node.line,
                     node.path,
@@ -298,11 +300,13 @@ class _Loader:
                     value=node.raw["id"],
                 )
                 continue
-            ids[site_id] = node
+            if site_id is not None:
+                ids[site_id] = node
+            # A site with a refused attribute is still checked all the way through.
             site, servable = self._site(node, default_layers, ftps7)
             if site is not None:
                 checked.append(site)
-                if servable:
+                if servable and node.ok:
                     sites.append(site)
         return sites, checked
 
@@ -329,7 +333,7 @@ class _Loader:
         self._check_site(name, node, layers, ftp_server, ftps7)
         site = m.Site(
             name=name,
-            id=node.values["id"],
+            id=node.values.get("id", 0),
             server_auto_start=node.values.get("serverAutoStart", True),
             bindings=tuple(bindings),
             virtual_directories=directories or (),

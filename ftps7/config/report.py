@@ -184,11 +184,13 @@ def _ip(ip: str) -> str:
 
 
 def _binding(binding: m.Binding) -> str:
-    mode = "implicit FTPS (TLS from the first byte)" if binding.implicit else "explicit (AUTH TLS)"
-    host = binding.host or "(any host: default site)"
-    return (
-        f"{_ip(binding.ip)}:{binding.port}:{binding.host}  {binding.protocol}, {mode}, host {host}"
-    )
+    if binding.implicit:
+        why = "protocol ftps" if binding.protocol == "ftps" else "port 990"
+        mode = f"implicit FTPS ({why}: TLS from the first byte)"
+    else:
+        mode = "explicit (plain connect, then AUTH TLS)"
+    host = f"host {binding.host}" if binding.host else "default site of the endpoint"
+    return f"{_ip(binding.ip)}:{binding.port}:{binding.host}  {mode}, {host}"
 
 
 def _rule(rule: m.AuthorizationRule) -> str:

@@ -129,7 +129,6 @@ class R(enum.Enum):
     NOT_A_FILE = (550, "Not a regular file.")
     NOT_A_DIRECTORY = (550, "The directory name is invalid.")
     DIRECTORY_NOT_EMPTY = (550, "The directory is not empty.")
-    SIZE_ASCII = (550, "SIZE not allowed in ASCII mode.")
     PORT_DENIED = (501, "Server cannot accept argument: illegal PORT address.")
     REQUEST_ABORTED = (552, "Requested file action aborted: exceeded storage allocation.")
     BAD_FILENAME = (553, "File name not allowed.")

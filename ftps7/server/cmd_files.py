@@ -82,12 +82,10 @@ class FileCommands:
         )
 
     def ftp_SIZE(self: FTPSession, argument: str) -> defer.Deferred[Reply]:
+        # The size on disk in every TYPE, as IIS and vsftpd answer: RFC 3659 §4
+        # would want the ASCII transfer size in TYPE A, which means reading the
+        # whole file; clients (ftplib's size() among them) ask in TYPE A anyway.
         target = self.path_argument(argument)
-        if self.state.params.type_ascii:
-            # RFC 3659 §4: SIZE counts the bytes a RETR would send in the current
-            # TYPE; in ASCII that means reading the whole file, so refuse instead
-            # of answering a wrong number.
-            raise FTPError(R.SIZE_ASCII)
 
         def size(entry: listing.Entry) -> Reply:
             if entry.is_dir:

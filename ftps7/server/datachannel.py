@@ -55,7 +55,7 @@ class DataConnection(Protocol):
     def __init__(self) -> None:
         self.connected_d: defer.Deferred[DataConnection] = defer.Deferred()
         self.secured: defer.Deferred[None] = defer.Deferred()
-        self.closed: defer.Deferred[Failure] = defer.Deferred()
+        self.closed: defer.Deferred[None] = defer.Deferred()
         self.tls = False
         self.is_closed = False
         self.close_reason: Failure | None = None
@@ -114,7 +114,7 @@ class DataConnection(Protocol):
         if not self.secured.called:
             self.secured.errback(reason)
             self.secured.addErrback(lambda _: None)
-        self.closed.callback(reason)
+        self.closed.callback(None)  # the reason is in close_reason
 
     # -- helpers
     @property

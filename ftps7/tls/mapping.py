@@ -14,9 +14,10 @@ Formats (MS-PKCA 3.1.5.2.1.3 "Explicit Mapping", KB5014754):
   keys (``E`` for e-mail, ``S`` for state) and CryptoAPI quoting (a value
   with ``,+="<>#;`` or outer spaces is put in double quotes). When RFC 4514
   escaping would spell a DN differently, that spelling is offered as well.
-* ``<SR>`` is the serial's big-endian bytes reversed (CryptoAPI keeps
-  CERT_INFO serials little-endian and AD stores them that way); the forward
-  order is offered second, as Samba and some tools write it.
+* ``<SR>`` is the serial's DER bytes reversed (CryptoAPI keeps CERT_INFO
+  serials little-endian and AD stores them that way); the forward order is
+  offered second, as Samba and some tools write it, and for serials with a
+  ``00`` sign byte the spellings without it follow.
 * ``<SHA1-PUKEY>`` is SHA-1 of the subjectPublicKey bits (what Samba's
   strong-mapping tests use); SHA-1 of the whole SubjectPublicKeyInfo is
   offered second because tools disagree.
@@ -38,6 +39,7 @@ __all__ = [
     "public_key_sha1",
     "rfc822_names",
     "serial_bytes",
+    "serial_hex_variants",
     "subject_key_identifier",
     "upn",
 ]
@@ -130,12 +132,26 @@ def _dn_variants(name: x509.Name) -> list[str]:
 
 
 def serial_bytes(cert: x509.Certificate) -> bytes:
-    """The serial number as unsigned big-endian bytes (at least one byte)."""
+    """The serial's DER INTEGER content: big-endian two's complement, minimal.
+
+    A positive serial whose top bit is set keeps its leading ``00`` byte, as
+    CryptoAPI's CERT_INFO blob does.
+    """
     serial = cert.serial_number
-    if serial < 0:  # not allowed by RFC 5280, but some old CAs did it
-        length = (serial.bit_length() + 8) // 8
-        return serial.to_bytes(length, "big", signed=True)
-    return serial.to_bytes(max(1, (serial.bit_length() + 7) // 8), "big")
+    return serial.to_bytes((serial.bit_length() + 8) // 8, "big", signed=True)
+
+
+def serial_hex_variants(cert: x509.Certificate) -> list[str]:
+    """``<SR>`` spellings, most likely first: reversed bytes (AD), then forward.
+
+    When the DER content starts with a ``00`` sign byte, the spellings
+    without it follow (tools differ on keeping it).
+    """
+    content = serial_bytes(cert)
+    candidates = [content[::-1].hex(), content.hex()]
+    if len(content) > 1 and content[0] == 0:
+        candidates += [content[1:][::-1].hex(), content[1:].hex()]
+    return list(dict.fromkeys(candidates))
 
 
 def subject_key_identifier(cert: x509.Certificate) -> bytes | None:
@@ -174,12 +190,12 @@ def mapping_strings(cert: x509.Certificate) -> dict[CertificateMappingMethod, li
     cannot satisfy (no SKI extension, no e-mail SAN) maps to an empty list.
     The preferred spelling of each method comes first.
     """
-    serial = serial_bytes(cert)
+    serials = serial_hex_variants(cert)
     issuers = _dn_variants(cert.issuer)
     subjects = _dn_variants(cert.subject)
     issuer_serial: list[str] = []
     for issuer in issuers:
-        for serial_hex in dict.fromkeys((serial[::-1].hex(), serial.hex())):
+        for serial_hex in serials:
             issuer_serial.append(f"X509:<I>{issuer}<SR>{serial_hex}")
     ski = subject_key_identifier(cert)
     return {

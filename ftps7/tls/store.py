@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 from OpenSSL import crypto
 
 __all__ = [
+    "EXPIRY_WARNING_DAYS",
     "CertificateStore",
     "CertificateStoreError",
     "IPAddress",
@@ -61,6 +62,8 @@ PrivateKey = (
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MY = "MY"
+# ``describe`` (and so ``cert list`` and ``config check``) warns this long before expiry.
+EXPIRY_WARNING_DAYS = 30
 ROOT = "ROOT"
 CA = "CA"
 CRL = "CRL"
@@ -278,6 +281,9 @@ class StoredCertificate:
             flags.append("EXPIRED")
         elif self.is_not_yet_valid(now):
             flags.append("NOT YET VALID")
+        elif self.days_left(now) < EXPIRY_WARNING_DAYS:
+            days = self.days_left(now)
+            flags.append(f"EXPIRES IN {days} DAY{'' if days == 1 else 'S'}")
         if not self.has_key:
             flags.append("NO PRIVATE KEY")
         suffix = f"  [{', '.join(flags)}]" if flags else ""

@@ -121,20 +121,28 @@ def write_config(
     return path
 
 
-def allow_location(site: str, path: str = "", *, users: str = "", roles: str = "",
-                   permissions: str = "Read, Write", access: str = "Allow") -> str:
-    where = f"{site}/{path}" if path else site
+def rule(*, users: str = "", roles: str = "", permissions: str = "Read, Write",
+         access: str = "Allow") -> str:
     who = ""
     if users:
         who += f" users={quoteattr(users)}"
     if roles:
         who += f" roles={quoteattr(roles)}"
+    return f'<add accessType="{access}"{who} permissions="{permissions}" />'
+
+
+def location(site: str, path: str = "", *rules: str, clear: bool = False) -> str:
+    """A ``<location>`` with authorization rules (see `rule`)."""
+    where = f"{site}/{path}" if path else site
+    body = ("<clear />" if clear else "") + "".join(rules)
     return f"""
   <location path={quoteattr(where)}>
-    <system.ftpServer><security><authorization>
-      <add accessType="{access}"{who} permissions="{permissions}" />
-    </authorization></security></system.ftpServer>
+    <system.ftpServer><security><authorization>{body}</authorization></security></system.ftpServer>
   </location>"""
+
+
+def allow_location(site: str, path: str = "", **kwargs: str) -> str:
+    return location(site, path, rule(**kwargs))
 
 
 class ServerProcess:
@@ -160,7 +168,7 @@ class ServerProcess:
             env=env,
         )
         threading.Thread(target=self._read, daemon=True).start()
-        if not self._ready.wait(timeout):
+        if not self._ready.wait(timeout) or "ftps7 ready" not in self.log:
             self.stop()
             raise RuntimeError("ftps7 did not become ready:\n" + self.log)
         return self

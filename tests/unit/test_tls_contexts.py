@@ -1,0 +1,424 @@
+"""Per-session SSL contexts, in memory: resumption, isolation, versions, client certs, SNI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from OpenSSL import SSL
+from zope.interface.verify import verifyObject
+
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+
+from ftps7.config.model import TlsSettings
+from ftps7.tls.contexts import (
+    SESSION_TIMEOUT,
+    ServerConnectionCreator,
+    TlsContextFactory,
+    cipher_string,
+    set_sni_callback,
+)
+from ftps7.tls.session import (
+    cipher_bits,
+    peer_certificate,
+    peer_chain,
+    protocol_version,
+    session_reused,
+    verify_results,
+)
+from ftps7.tls.store import StoredCertificate
+from tests.pki import (
+    Pki,
+    client_context,
+    close_quietly,
+    connect,
+    make_ca,
+    make_leaf,
+    make_pki,
+)
+
+TLS12 = SSL.TLS1_2_VERSION
+TLS13 = SSL.TLS1_3_VERSION
+
+
+@pytest.fixture(scope="module")
+def pki() -> Pki:
+    return make_pki()
+
+
+@pytest.fixture(scope="module")
+def server_cert(pki: Pki) -> StoredCertificate:
+    return StoredCertificate.build(
+        name="ftp",
+        path="/nonexistent/ftp.pem",
+        leaf=pki.server.cert,
+        chain=[pki.intermediate.cert],
+        private_key=pki.server.key,
+    )
+
+
+@pytest.fixture
+def factory() -> TlsContextFactory:
+    return TlsContextFactory(TlsSettings())
+
+
+def new_context(
+    factory: TlsContextFactory,
+    certificate: StoredCertificate,
+    *,
+    session_id: bytes = b"ftps7-1",
+    request_client_cert: bool = False,
+    ssl128: bool = False,
+    client_ca_names: tuple[x509.Name | x509.Certificate, ...] = (),
+) -> SSL.Context:
+    return factory.session_context(
+        certificate,
+        ssl128=ssl128,
+        request_client_cert=request_client_cert,
+        client_ca_names=client_ca_names,
+        session_id=session_id,
+    )
+
+
+def test_client_verifies_the_served_chain(
+    tmp_path: Path, pki: Pki, factory: TlsContextFactory, server_cert: StoredCertificate
+) -> None:
+    # The client trusts only the root: the handshake succeeds only if the
+    # server sends the intermediate from the stored chain.
+    client_ctx = client_context(trust=[pki.root.cert], tmp_dir=tmp_path)
+    client, server = connect(new_context(factory, server_cert), client_ctx)
+
+    assert peer_certificate(client) == pki.server.cert  # type: ignore[arg-type]
+    assert peer_chain(client)[:2] == [pki.server.cert, pki.intermediate.cert]  # type: ignore[arg-type]
+    assert protocol_version(server) == "TLSv1.3"  # type: ignore[arg-type]
+    assert (cipher_bits(server) or 0) >= 128  # type: ignore[arg-type]
+    assert not session_reused(server)  # type: ignore[arg-type]
+
+
+def test_context_settings(factory: TlsContextFactory, server_cert: StoredCertificate) -> None:
+    ctx = new_context(factory, server_cert)
+    options = ctx.set_options(0)
+    for option in (
+        SSL.OP_NO_COMPRESSION,
+        SSL.OP_CIPHER_SERVER_PREFERENCE,
+        SSL.OP_NO_RENEGOTIATION,
+        SSL.OP_NO_TICKET,
+    ):
+        assert options & option == option
+    assert ctx.get_session_cache_mode() == SSL.SESS_CACHE_SERVER
+    assert ctx.get_timeout() == SESSION_TIMEOUT
+    assert ctx.get_verify_mode() == SSL.VERIFY_NONE
+
+
+@pytest.mark.parametrize("version", [TLS12, TLS13], ids=["TLSv1.2", "TLSv1.3"])
+def test_data_connection_resumes_the_control_session(
+    factory: TlsContextFactory, server_cert: StoredCertificate, version: int
+) -> None:
+    ctx = new_context(factory, server_cert)
+    client_ctx = client_context(max_version=version)
+    control_client, control_server = connect(ctx, client_ctx)
+    session = control_client.get_session()  # type: ignore[attr-defined]
+
+    for _ in range(3):  # several data connections from the same control session
+        data_client, data_server = connect(ctx, client_ctx, session=session)
+        assert session_reused(data_server)  # type: ignore[arg-type]
+        assert protocol_version(data_server) == protocol_version(control_server)  # type: ignore[arg-type]
+        close_quietly(data_client, data_server)
+
+
+@pytest.mark.parametrize("version", [TLS12, TLS13], ids=["TLSv1.2", "TLSv1.3"])
+def test_another_sessions_context_does_not_resume(
+    factory: TlsContextFactory, server_cert: StoredCertificate, version: int
+) -> None:
+    # Client A's session offered on client B's data port (RESEARCH §2.5, E4),
+    # even with the same session ID context: B's cache does not know it.
+    ctx_a = new_context(factory, server_cert, session_id=b"same")
+    ctx_b = new_context(factory, server_cert, session_id=b"same")
+    client_ctx = client_context(max_version=version)
+    a_client, _ = connect(ctx_a, client_ctx)
+
+    _, stolen = connect(ctx_b, client_ctx, session=a_client.get_session())  # type: ignore[attr-defined]
+
+    assert not session_reused(stolen)  # type: ignore[arg-type]
+
+
+def test_tls11_refused_with_the_default_minimum(
+    factory: TlsContextFactory, server_cert: StoredCertificate
+) -> None:
+    old_client = client_context(max_version=SSL.TLS1_1_VERSION, ciphers=b"DEFAULT:@SECLEVEL=0")
+    with pytest.raises(SSL.Error):
+        connect(new_context(factory, server_cert), old_client)
+
+
+def test_tls11_allowed_when_configured(server_cert: StoredCertificate) -> None:
+    factory = TlsContextFactory(TlsSettings(minimum_version="TLSv1.1"))
+    old_client = client_context(max_version=SSL.TLS1_1_VERSION, ciphers=b"DEFAULT:@SECLEVEL=0")
+    try:
+        _, server = connect(new_context(factory, server_cert), old_client)
+    except SSL.Error as error:  # pragma: no cover - depends on the OpenSSL build
+        pytest.skip(f"this OpenSSL cannot speak TLS 1.1 at all: {error}")
+    assert protocol_version(server) == "TLSv1.1"  # type: ignore[arg-type]
+
+
+def test_tls13_only(server_cert: StoredCertificate) -> None:
+    factory = TlsContextFactory(TlsSettings(minimum_version="TLSv1.3"))
+    with pytest.raises(SSL.Error):
+        connect(new_context(factory, server_cert), client_context(max_version=TLS12))
+
+
+def test_client_renegotiation_is_refused(
+    factory: TlsContextFactory, server_cert: StoredCertificate
+) -> None:
+    from tests.pki import pump
+
+    client, server = connect(new_context(factory, server_cert), client_context(max_version=TLS12))
+    assert client.renegotiate()  # type: ignore[attr-defined]
+    with pytest.raises(SSL.WantReadError):
+        client.do_handshake()  # type: ignore[attr-defined]
+    pump(client, server)
+    with pytest.raises(SSL.WantReadError):
+        server.recv(16)  # type: ignore[attr-defined]
+    pump(server, client)
+    with pytest.raises(SSL.Error, match="no renegotiation"):
+        client.do_handshake()  # type: ignore[attr-defined]
+    assert server.total_renegotiations() == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("version", [TLS12, TLS13], ids=["TLSv1.2", "TLSv1.3"])
+def test_client_certificate_is_requested_accepted_and_recorded(
+    pki: Pki, factory: TlsContextFactory, server_cert: StoredCertificate, version: int
+) -> None:
+    ctx = new_context(factory, server_cert, request_client_cert=True)
+    client_ctx = client_context(
+        max_version=version, identity=pki.client, chain=[pki.intermediate.cert]
+    )
+
+    client, server = connect(ctx, client_ctx)
+
+    assert peer_certificate(server) == pki.client.cert  # type: ignore[arg-type]
+    assert pki.intermediate.cert in peer_chain(server)  # type: ignore[arg-type]
+    results = verify_results(server)  # type: ignore[arg-type]
+    # The server trusts nothing, so OpenSSL complained, and we accepted anyway.
+    assert results and any(errno != 0 for _, errno in results)
+    assert {depth for depth, _ in results} >= {0}
+
+    data_client, data_server = connect(ctx, client_ctx, session=client.get_session())  # type: ignore[attr-defined]
+    assert session_reused(data_server)  # type: ignore[arg-type]
+    assert peer_certificate(data_server) == pki.client.cert  # type: ignore[arg-type]
+    assert verify_results(data_server) == ()  # type: ignore[arg-type]
+    close_quietly(data_client, data_server)
+
+
+def test_no_client_certificate_is_fine_when_requested(
+    factory: TlsContextFactory, server_cert: StoredCertificate
+) -> None:
+    ctx = new_context(factory, server_cert, request_client_cert=True)
+    _, server = connect(ctx, client_context())
+    assert peer_certificate(server) is None  # type: ignore[arg-type]
+
+
+def test_client_certificate_not_requested_by_default(
+    pki: Pki, factory: TlsContextFactory, server_cert: StoredCertificate
+) -> None:
+    _, server = connect(new_context(factory, server_cert), client_context(identity=pki.client))
+    assert peer_certificate(server) is None  # type: ignore[arg-type]
+
+
+def test_client_ca_names_are_advertised(
+    pki: Pki, factory: TlsContextFactory, server_cert: StoredCertificate
+) -> None:
+    other = make_ca("Other Client CA")
+    ctx = new_context(
+        factory,
+        server_cert,
+        request_client_cert=True,
+        client_ca_names=(pki.root.cert.subject, other.cert),
+    )
+    client, _ = connect(ctx, client_context())
+    advertised = client.get_client_ca_list(as_cryptography=True)  # type: ignore[attr-defined]
+    assert advertised == [pki.root.cert.subject, other.cert.subject]
+
+
+def test_ssl128_cipher_string_and_strength(server_cert: StoredCertificate) -> None:
+    settings = TlsSettings(ciphers="ALL")
+    plain = cipher_string(settings, ssl128=False)
+    strong = cipher_string(settings, ssl128=True)
+    assert plain.startswith(b"ALL:") and b"!aNULL" in plain and b"!LOW" in plain
+    assert b"!EXP" in plain and b"!3DES" not in plain
+    assert b"!3DES" in strong and b"!DES" in strong and b"!RC4" in strong
+    factory = TlsContextFactory(settings)
+    _, server = connect(
+        new_context(factory, server_cert, ssl128=True), client_context(max_version=TLS12)
+    )
+    assert (cipher_bits(server) or 0) >= 128  # type: ignore[arg-type]
+
+
+def test_legacy_minimum_lowers_the_security_level() -> None:
+    assert cipher_string(TlsSettings(minimum_version="TLSv1"), ssl128=False).endswith(
+        b"@SECLEVEL=0"
+    )
+    assert b"SECLEVEL" not in cipher_string(TlsSettings(), ssl128=False)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [TlsSettings(minimum_version="SSLv3"), TlsSettings(ciphers="eNULL"), TlsSettings(ciphers="bogus")],
+)
+def test_bad_settings_fail_at_construction(settings: TlsSettings) -> None:
+    with pytest.raises(ValueError):
+        TlsContextFactory(settings)
+
+
+def test_certificate_without_key_is_refused(pki: Pki, factory: TlsContextFactory) -> None:
+    keyless = StoredCertificate.build(name="x", path="/x.pem", leaf=pki.server.cert)
+    with pytest.raises(ValueError, match="no private key"):
+        new_context(factory, keyless)
+
+
+def test_long_session_ids_are_accepted(
+    factory: TlsContextFactory, server_cert: StoredCertificate
+) -> None:
+    ctx = new_context(factory, server_cert, session_id=b"ftps7:" + b"x" * 100)
+    client_ctx = client_context(max_version=TLS12)
+    client, _ = connect(ctx, client_ctx)
+    _, data = connect(ctx, client_ctx, session=client.get_session())  # type: ignore[attr-defined]
+    assert session_reused(data)  # type: ignore[arg-type]
+
+
+def test_rsa_certificate(factory: TlsContextFactory, pki: Pki) -> None:
+    rsa_leaf = make_leaf(pki.intermediate, key_type="rsa-2048")
+    cert = StoredCertificate.build(
+        name="rsa", path="/rsa.pem", leaf=rsa_leaf.cert, private_key=rsa_leaf.key
+    )
+    client, _ = connect(new_context(factory, cert), client_context(max_version=TLS12))
+    assert peer_certificate(client) == rsa_leaf.cert  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------- SNI
+
+
+@pytest.fixture
+def other_site(pki: Pki) -> StoredCertificate:
+    leaf = make_leaf(pki.intermediate, "other.example.com", dns_names=("other.example.com",))
+    return StoredCertificate.build(
+        name="other", path="/other.pem", leaf=leaf.cert, private_key=leaf.key
+    )
+
+
+@pytest.mark.parametrize("version", [TLS12, TLS13], ids=["TLSv1.2", "TLSv1.3"])
+def test_sni_switches_the_certificate_and_data_still_resumes(
+    pki: Pki,
+    factory: TlsContextFactory,
+    server_cert: StoredCertificate,
+    other_site: StoredCertificate,
+    version: int,
+) -> None:
+    initial = new_context(factory, server_cert)
+    switched = new_context(factory, other_site)
+    asked: list[bytes | None] = []
+
+    def choose(name: bytes | None) -> SSL.Context | None:
+        asked.append(name)
+        return switched if name == b"other.example.com" else None
+
+    set_sni_callback(initial, choose)
+    client_ctx = client_context(max_version=version)
+
+    plain_client, _ = connect(initial, client_ctx, server_name=b"ftp.example.com")
+    assert peer_certificate(plain_client) == pki.server.cert  # type: ignore[arg-type]
+
+    client, server = connect(initial, client_ctx, server_name=b"other.example.com")
+    assert peer_certificate(client) == other_site.leaf  # type: ignore[arg-type]
+    assert server.get_context() is switched  # type: ignore[attr-defined]
+
+    # The data connection is made from the *initial* context again (RESEARCH §2.4, E8).
+    _, data = connect(
+        initial, client_ctx, session=client.get_session(), server_name=b"other.example.com"  # type: ignore[attr-defined]
+    )
+    assert session_reused(data)  # type: ignore[arg-type]
+    assert asked == [b"ftp.example.com", b"other.example.com", b"other.example.com"]
+
+
+def test_sni_carries_the_client_certificate_request(
+    pki: Pki, factory: TlsContextFactory, server_cert: StoredCertificate, other_site: StoredCertificate
+) -> None:
+    initial = new_context(factory, server_cert)  # does not ask
+    asking = new_context(factory, other_site, request_client_cert=True)
+    set_sni_callback(initial, lambda name: asking if name == b"other.example.com" else None)
+    client_ctx = client_context(identity=pki.client)
+
+    _, plain = connect(initial, client_ctx)
+    _, server = connect(initial, client_ctx, server_name=b"other.example.com")
+
+    assert peer_certificate(plain) is None  # type: ignore[arg-type]
+    assert peer_certificate(server) == pki.client.cert  # type: ignore[arg-type]
+    assert verify_results(server)  # type: ignore[arg-type]
+
+
+def test_sni_callback_failure_aborts_the_handshake(
+    factory: TlsContextFactory, server_cert: StoredCertificate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "excepthook", lambda *args: None)  # pyOpenSSL reports it there
+    ctx = new_context(factory, server_cert)
+
+    def choose(name: bytes | None) -> SSL.Context | None:
+        raise RuntimeError("boom")
+
+    set_sni_callback(ctx, choose)
+    with pytest.raises(SSL.Error):
+        connect(ctx, client_context(), server_name=b"x.example")
+
+
+# -------------------------------------------------------------------- Twisted
+
+
+def test_server_connection_creator_with_twisted(
+    tmp_path: Path, pki: Pki, factory: TlsContextFactory, server_cert: StoredCertificate
+) -> None:
+    from twisted.internet.protocol import Factory, Protocol
+    from twisted.internet.ssl import Certificate, optionsForClientTLS
+    from twisted.internet.task import Clock
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+    from twisted.test.iosim import connectedServerAndClient
+
+    ctx = new_context(factory, server_cert)
+    creator = ServerConnectionCreator(lambda: ctx)
+    assert verifyObject(IOpenSSLServerConnectionCreator, creator)
+
+    received: list[bytes] = []
+
+    class Echo(Protocol):
+        def dataReceived(self, data: bytes) -> None:
+            received.append(data)
+            self.transport.write(data.upper())  # type: ignore[union-attr]
+
+    class Hello(Protocol):
+        def connectionMade(self) -> None:
+            self.transport.write(b"hello")  # type: ignore[union-attr]
+
+        def dataReceived(self, data: bytes) -> None:
+            received.append(data)
+
+    clock = Clock()
+    server_factory = TLSMemoryBIOFactory(creator, False, Factory.forProtocol(Echo), clock)
+    trust = Certificate.loadPEM(pki.root.cert_pem())
+    client_factory = TLSMemoryBIOFactory(
+        optionsForClientTLS("ftp.example.com", trustRoot=trust),
+        True,
+        Factory.forProtocol(Hello),
+        clock,
+    )
+    client, server, pump = connectedServerAndClient(
+        lambda: server_factory.buildProtocol(None),  # type: ignore[arg-type]
+        lambda: client_factory.buildProtocol(None),  # type: ignore[arg-type]
+        clock=clock,
+    )
+    pump.flush()
+
+    assert received == [b"hello", b"HELLO"]
+    connection = server.getHandle()
+    assert connection.get_context() is ctx
+    assert connection.get_app_data() is server
