@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from OpenSSL import SSL
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
@@ -263,36 +264,32 @@ def write_pem_file(
 # In-memory TLS: two pyOpenSSL connections over memory BIOs, no sockets.
 
 
-def pump(a: object, b: object) -> None:
-    """Move bytes between two memory-BIO ``SSL.Connection``s until both are quiet."""
-    from OpenSSL import SSL
-
+def pump(a: SSL.Connection, b: SSL.Connection) -> None:
+    """Move bytes between two memory-BIO connections until both are quiet."""
     moved = True
     while moved:
         moved = False
         for source, sink in ((a, b), (b, a)):
             try:
-                data = source.bio_read(65536)  # type: ignore[attr-defined]
+                data = source.bio_read(65536)
             except SSL.WantReadError:
                 continue
             if data:
-                sink.bio_write(data)  # type: ignore[attr-defined]
+                sink.bio_write(data)
                 moved = True
 
 
-def handshake(client: object, server: object) -> None:
+def handshake(client: SSL.Connection, server: SSL.Connection) -> None:
     """Complete a handshake, then exchange one byte each way.
 
     The exchange matters for TLS 1.3: the client holds a resumable session
     only after it has read the server's NewSessionTicket.
     """
-    from OpenSSL import SSL
-
     for _ in range(50):
         done = 0
         for side in (client, server):
             try:
-                side.do_handshake()  # type: ignore[attr-defined]
+                side.do_handshake()
                 done += 1
             except SSL.WantReadError:
                 pass
@@ -301,12 +298,12 @@ def handshake(client: object, server: object) -> None:
             break
     else:  # pragma: no cover - a stuck handshake is a test bug
         raise AssertionError("handshake did not complete")
-    server.send(b"s")  # type: ignore[attr-defined]
+    server.send(b"s")
     pump(server, client)
-    assert client.recv(16) == b"s"  # type: ignore[attr-defined]
-    client.send(b"c")  # type: ignore[attr-defined]
+    assert client.recv(16) == b"s"
+    client.send(b"c")
     pump(client, server)
-    assert server.recv(16) == b"c"  # type: ignore[attr-defined]
+    assert server.recv(16) == b"c"
     pump(client, server)
 
 
@@ -319,10 +316,8 @@ def client_context(
     ciphers: bytes | None = None,
     identity: Issued | None = None,
     chain: Sequence[x509.Certificate] = (),
-) -> object:
+) -> SSL.Context:
     """A TLS client context; with ``trust`` (written under ``tmp_dir``) it verifies the server."""
-    from OpenSSL import SSL
-
     ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
     if max_version is not None:
         ctx.set_max_proto_version(max_version)
@@ -346,30 +341,26 @@ def client_context(
 
 
 def connect(
-    server_ctx: object,
-    client_ctx: object,
+    server_ctx: SSL.Context,
+    client_ctx: SSL.Context,
     *,
-    session: object | None = None,
+    session: SSL.Session | None = None,
     server_name: bytes | None = None,
-) -> tuple[object, object]:
+) -> tuple[SSL.Connection, SSL.Connection]:
     """(client, server) connections, handshaken; ``session`` is offered for resumption."""
-    from OpenSSL import SSL
-
-    server = SSL.Connection(server_ctx, None)  # type: ignore[arg-type]
+    server = SSL.Connection(server_ctx, None)
     server.set_accept_state()
-    client = SSL.Connection(client_ctx, None)  # type: ignore[arg-type]
+    client = SSL.Connection(client_ctx, None)
     client.set_connect_state()
     if server_name is not None:
         client.set_tlsext_host_name(server_name)
     if session is not None:
-        client.set_session(session)  # type: ignore[arg-type]
+        client.set_session(session)
     handshake(client, server)
     return client, server
 
 
-def close_quietly(client: object, server: object) -> None:
+def close_quietly(client: SSL.Connection, server: SSL.Connection) -> None:
     """Mark both ends shut down so freeing them does not evict their sessions."""
-    from OpenSSL import SSL
-
     for side in (client, server):
-        side.set_shutdown(SSL.SENT_SHUTDOWN | SSL.RECEIVED_SHUTDOWN)  # type: ignore[attr-defined]
+        side.set_shutdown(SSL.SENT_SHUTDOWN | SSL.RECEIVED_SHUTDOWN)

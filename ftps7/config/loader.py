@@ -14,29 +14,18 @@ Loading reads files and stats directories: it is meant for start-up and for
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ftps7.config import model as m
 from ftps7.config import schema as s
-from ftps7.config.builder import Builder, matches
+from ftps7.config.authorization import SiteNames, authorization_sections
+from ftps7.config.bindings import FTP_PROTOCOLS, check_endpoints, parse_binding_information
+from ftps7.config.builder import Builder
 from ftps7.config.errors import ConfigErrors, Problems
-from ftps7.config.values import (
-    BadValueError,
-    Integer,
-    Path,
-    ValueContext,
-    normalize_ftp_path,
-)
-from ftps7.config.walker import ADD, CLEAR, REMOVE, Node, Walker
-from ftps7.config.xmltree import XmlError, parse_xml
-
-_HOST = re.compile(r"[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*")
-_BINDING_ACCEPTED = (
-    "IP:PORT:HOST with IP *, an IPv4 address or [IPv6]; HOST empty or a host name",
-)
-FTP_PROTOCOLS = ("ftp", "ftps")
+from ftps7.config.values import BadValueError, Path, ValueContext, normalize_ftp_path
+from ftps7.config.walker import ADD, Node, Walker, descend
+from ftps7.config.xmltree import XmlElement, XmlError, parse_xml
 
 
 def load_config(path: str, environ: Mapping[str, str] | None = None) -> m.ServerConfig:
@@ -66,55 +55,6 @@ def load_config(path: str, environ: Mapping[str, str] | None = None) -> m.Server
     return config
 
 
-def parse_binding_information(text: str) -> tuple[str, int, str]:
-    """``IP:PORT:HOST`` → (ip, port, host); ip is ``*``, IPv4 text, or IPv6 without brackets."""
-    import ipaddress
-
-    value = text.strip()
-    if value.startswith("["):
-        end = value.find("]")
-        if end < 0 or value[end + 1 : end + 2] != ":":
-            raise BadValueError(f"bad value {text!r}", _BINDING_ACCEPTED)
-        ip_text = value[1:end]
-        port_text, separator, host = value[end + 2 :].partition(":")
-        if not separator:
-            raise BadValueError(f"bad value {text!r} (missing ':HOST')", _BINDING_ACCEPTED)
-        try:
-            ip = str(ipaddress.IPv6Address(ip_text))
-        except ValueError:
-            raise BadValueError(
-                f"bad value {text!r} (bad IPv6 address)", _BINDING_ACCEPTED
-            ) from None
-    else:
-        parts = value.split(":")
-        if len(parts) != 3:
-            hint = " (write IPv6 addresses in brackets)" if len(parts) > 3 else ""
-            raise BadValueError(f"bad value {text!r}{hint}", _BINDING_ACCEPTED)
-        ip_text, port_text, host = parts
-        if ip_text == "*":
-            ip = "*"
-        else:
-            try:
-                ip = str(ipaddress.IPv4Address(ip_text))
-            except ValueError:
-                raise BadValueError(
-                    f"bad value {text!r} (bad IP address {ip_text!r})", _BINDING_ACCEPTED
-                ) from None
-    try:
-        port = Integer(1, 65535).parse(port_text, _NO_CONTEXT)
-    except BadValueError:
-        raise BadValueError(
-            f"bad value {text!r} (bad port {port_text!r})", ("port 1..65535",)
-        ) from None
-    host = host.strip().lower()
-    if host and (len(host) > 253 or not _HOST.fullmatch(host)):
-        raise BadValueError(f"bad value {text!r} (bad host name {host!r})", _BINDING_ACCEPTED)
-    return ip, port, host
-
-
-_NO_CONTEXT = ValueContext("/", {}, lambda message: None)
-
-
 class _Loader:
     def __init__(self, problems: Problems, file: str, environ: dict[str, str]) -> None:
         self.problems = problems
@@ -123,11 +63,10 @@ class _Loader:
         self.environ = environ
         self.builder = Builder(problems)
         self.context = ValueContext(self.base_dir, environ, lambda message: None)
-        self.declared_sites: dict[str, str] = {}  # lower-cased name -> name, every <site>
-        self.unserved_sites: set[str] = set()  # sites without an FTP binding
+        self.site_names = SiteNames()  # for <location path="Site/...">
         self.binding_paths: dict[m.Binding, str] = {}  # for messages about endpoints
 
-    def load(self, root: Any) -> m.ServerConfig | None:
+    def load(self, root: XmlElement) -> m.ServerConfig | None:
         document = Walker(self.problems, self.base_dir, self.environ).walk_document(
             root, s.CONFIGURATION
         )
@@ -138,13 +77,13 @@ class _Loader:
         server = self.builder.build(s.SYSTEM_FTP_SERVER, [server_node] if server_node else [])
         self._check_server(server, server_node, ftps7)
 
-        sites_node = _descend(document, "system.applicationHost", "sites")
-        defaults_node = _descend(sites_node, "siteDefaults", "ftpServer")
+        sites_node = descend(document, "system.applicationHost", "sites")
+        defaults_node = descend(sites_node, "siteDefaults", "ftpServer")
         default_layers = [defaults_node] if defaults_node is not None else []
         site_defaults = self.builder.build(s.FTP_SERVER, default_layers)
         sites, checked = self._sites(sites_node, default_layers, ftps7) if sites_node else ([], [])
-        self._check_endpoints(checked, server)
-        authorization = self._authorization(document, server_node)
+        check_endpoints(self.problems, checked, server, self.binding_paths)
+        authorization = authorization_sections(self.problems, document, self.site_names)
         return m.ServerConfig(
             path=self.file,
             sites=tuple(sites),
@@ -158,12 +97,12 @@ class _Loader:
     # -- <ftps7> ---------------------------------------------------------------
 
     def _ftps7(self, node: Node | None) -> m.Ftps7Settings:
-        store = _descend(node, "certificateStore")
+        store = descend(node, "certificateStore")
         store_settings = m.CertificateStoreSettings(
             path=_get(store, "path") or os.path.join(self.base_dir, "certs"),
             auto_create=_get(store, "autoCreate"),
         )
-        accounts = _descend(node, "localAccounts")
+        accounts = descend(node, "localAccounts")
         source = _get(accounts, "source") or m.AccountSource.FILE
         if source is m.AccountSource.FILE:
             _unused(self.problems, accounts, "service", 'it is used only with source="pam"')
@@ -176,7 +115,7 @@ class _Loader:
                 source=source, path=None, service=_get(accounts, "service") or "ftps7"
             )
 
-        directory = self._active_directory(_descend(node, "activeDirectory"))
+        directory = self._active_directory(descend(node, "activeDirectory"))
         spec = s.FTPS7
         return m.Ftps7Settings(
             certificate_store=store_settings,
@@ -190,12 +129,12 @@ class _Loader:
     def _optional_model(self, parent: s.Element, node: Node | None, name: str) -> Any:
         spec = parent.child(name)
         assert spec is not None
-        child = _descend(node, name)
+        child = descend(node, name)
         return self.builder.build(spec, [child] if child is not None else [])
 
     def _active_directory(self, node: Node | None) -> m.ActiveDirectorySettings | None:
-        if node is None or not node.ok:
-            return None
+        if node is None or "url" not in node.values:
+            return None  # absent, or its url refused (reported already)
         spec = s.FTPS7.child("activeDirectory")
         assert spec is not None
         settings: m.ActiveDirectorySettings = self.builder.build(spec, [node])
@@ -234,7 +173,7 @@ class _Loader:
     def _check_server(
         self, server: m.ServerFtpSettings, node: Node | None, ftps7: m.Ftps7Settings
     ) -> None:
-        firewall = _descend(node, "firewallSupport")
+        firewall = descend(node, "firewallSupport")
         if firewall is not None and not firewall.ok:
             return  # the refused value is reported already; a range check would repeat it
         low, high = server.low_data_channel_port, server.high_data_channel_port
@@ -277,7 +216,7 @@ class _Loader:
             node = op.node
             name: str | None = node.values.get("name")
             if name is not None:
-                self.declared_sites.setdefault(name.lower(), name)
+                self.site_names.declared.setdefault(name.lower(), name)
             if name is None or op.kind != ADD:
                 continue  # a site without a usable name: its error is reported already
             site_id: int | None = node.values.get("id")
@@ -321,7 +260,7 @@ class _Loader:
         name: str = node.values["name"]
         bindings, bindings_ok = self._bindings(node)
         if not bindings and bindings_ok:
-            self.unserved_sites.add(name.lower())
+            self.site_names.unserved.add(name.lower())
             self.problems.warn(
                 node.line, node.path, f"site {name!r} has no ftp or ftps binding; not served"
             )
@@ -468,209 +407,9 @@ class _Loader:
 
     # -- endpoints -------------------------------------------------------------
 
-    def _check_endpoints(self, sites: Sequence[m.Site], server: m.ServerFtpSettings) -> None:
-        """IIS's binding rules: one owner per IP:PORT:HOST, one default site per IP:PORT,
-        and one TLS mode (implicit or explicit) per port a listener serves."""
-        owners: dict[tuple[str, int, str], tuple[m.Site, m.Binding]] = {}
-        modes: dict[tuple[str, int], tuple[m.Site, m.Binding]] = {}
-        for site in sites:
-            for binding in site.bindings:
-                key = (binding.ip, binding.port, binding.host)
-                where = (binding.line, self.binding_paths.get(binding, ""))
-                value = _binding_text(binding)
-                if key in owners:
-                    other_site, other = owners[key]
-                    if binding.host:
-                        message = (
-                            f"IP:PORT:HOST {value} is already bound by site "
-                            f"{other_site.name!r} (line {other.line})"
-                        )
-                    else:
-                        message = (
-                            f"two default sites (empty HOST) on {_endpoint_text(binding)}: "
-                            f"{other_site.name!r} (line {other.line}) and {site.name!r}; give one "
-                            "of them a host name"
-                        )
-                    self.problems.error(
-                        *where, message, attribute="bindingInformation", value=value
-                    )
-                    continue
-                owners[key] = (site, binding)
-                for endpoint in _overlapping(binding, modes):
-                    other_site, other = modes[endpoint]
-                    if other.implicit != binding.implicit:
-                        self.problems.error(
-                            *where,
-                            f"{_mode(binding)} on {_endpoint_text(binding)} conflicts with "
-                            f"{_mode(other)} for site {other_site.name!r} (line {other.line}) "
-                            "on the same listening port",
-                            attribute="protocol",
-                            value=binding.protocol,
-                        )
-                        break
-                modes.setdefault(binding.endpoint, (site, binding))
-                low, high = server.low_data_channel_port, server.high_data_channel_port
-                if low and low <= binding.port <= high:
-                    self.problems.warn(
-                        *where,
-                        f"port {binding.port} lies inside the passive port range {low}-{high}",
-                        attribute="bindingInformation",
-                        value=value,
-                    )
-
-    # -- authorization ---------------------------------------------------------
-
-    def _authorization(
-        self, document: Node, server_node: Node | None
-    ) -> list[tuple[m.LocationKey, m.AuthorizationSection]]:
-        sections: dict[m.LocationKey, Node] = {}
-        top = _descend(server_node, "security", "authorization")
-        if top is not None:
-            sections[m.LocationKey(None, "/")] = top
-        for op in document.ops:
-            location = op.node
-            node = _descend(location, "system.ftpServer", "security", "authorization")
-            if node is None or not location.ok:
-                continue
-            key = self._location_key(location)
-            if key is None:
-                continue
-            if key in sections:
-                self.problems.error(
-                    node.line,
-                    node.path,
-                    f"authorization for this location is already defined at line "
-                    f"{sections[key].line}",
-                )
-                continue
-            sections[key] = node
-        resolved = _AuthorizationResolver(self.problems, sections)
-        return [(key, resolved.section(key)) for key in sections]
-
-    def _location_key(self, location: Node) -> m.LocationKey | None:
-        raw: str = location.values.get("path", "")
-        text = raw.strip().strip("/")
-        if text in ("", "."):
-            return m.LocationKey(None, "/")
-        site_name, _, rest = text.partition("/")
-        lowered = site_name.lower()
-        if lowered not in self.declared_sites:
-            self.problems.error(
-                location.line,
-                location.path,
-                f"location names site {site_name!r}, which does not exist",
-                attribute="path",
-                value=raw,
-                accepted=tuple(self.declared_sites.values()) or None,
-            )
-            return None
-        if lowered in self.unserved_sites:
-            self.problems.warn(
-                location.line,
-                location.path,
-                f"site {site_name!r} is not served (no ftp binding); its authorization is ignored",
-                attribute="path",
-                value=raw,
-            )
-            return None
-        try:
-            path = normalize_ftp_path("/" + rest)
-        except BadValueError as bad:
-            self.problems.error(
-                location.line, location.path, bad.message, attribute="path", value=raw
-            )
-            return None
-        return m.LocationKey(lowered, path)
-
-
-class _AuthorizationResolver:
-    """Applies ``<clear/>``, ``<add>`` and ``<remove>`` of each location's rules.
-
-    A location's rules are, as in IIS, its parent's effective rules plus its own;
-    ``<clear/>`` drops the parent's. The model keeps just ``(clear, rules)`` per
-    location, and the authorization engine does the inheritance; when a
-    ``<remove>`` takes away an *inherited* rule that cannot be expressed that
-    way, so such a section is given as ``clear=True`` with its full effective
-    rule list instead, which is equivalent.
-    """
-
-    def __init__(self, problems: Problems, sections: Mapping[m.LocationKey, Node]) -> None:
-        self.problems = problems
-        self.sections = sections
-        self.local: dict[m.LocationKey, tuple[bool, list[Node], list[Node]]] = {
-            key: self._local(node) for key, node in sections.items()
-        }
-
-    def _local(self, node: Node) -> tuple[bool, list[Node], list[Node]]:
-        clear = False
-        rules: list[Node] = []
-        inherited_removes: list[Node] = []
-        for op in node.ops:
-            if not op.node.ok:
-                continue
-            if op.kind == CLEAR:
-                clear, rules, inherited_removes = True, [], []
-            elif op.kind == REMOVE:
-                rules = [rule for rule in rules if not matches(rule, op.node.values)]
-                if not clear:
-                    inherited_removes.append(op.node)
-            elif op.kind == ADD:
-                values = op.node.entry_values()
-                if not values["users"] and not values["roles"]:
-                    self.problems.error(
-                        op.node.line,
-                        op.node.path,
-                        'an authorization rule needs users or roles (users="*" is everyone)',
-                    )
-                    continue
-                if any(rule.entry_values() == values for rule in rules):
-                    self.problems.error(op.node.line, op.node.path, "duplicate authorization rule")
-                    continue
-                rules.append(op.node)
-        return clear, rules, inherited_removes
-
-    def _parent(self, key: m.LocationKey) -> m.LocationKey | None:
-        if key.site is None:
-            return None
-        path = key.path
-        while path != "/":
-            path = path.rsplit("/", 1)[0] or "/"
-            candidate = m.LocationKey(key.site, path)
-            if candidate in self.sections:
-                return candidate
-        everywhere = m.LocationKey(None, "/")
-        return everywhere if everywhere in self.sections else None
-
-    def _effective(self, key: m.LocationKey) -> list[Node]:
-        clear, rules, removes = self.local[key]
-        if clear:
-            return list(rules)
-        parent = self._parent(key)
-        inherited = self._effective(parent) if parent is not None else []
-        for remove in removes:
-            inherited = [rule for rule in inherited if not matches(rule, remove.values)]
-        return inherited + rules
-
-    def section(self, key: m.LocationKey) -> m.AuthorizationSection:
-        clear, rules, removes = self.local[key]
-        if removes and not clear:
-            clear, rules = True, self._effective(key)
-        return m.AuthorizationSection(
-            clear=clear,
-            rules=tuple(s.authorization_rule(rule.entry_values()) for rule in rules),
-        )
-
 
 # --------------------------------------------------------------------------
 # Small helpers
-
-
-def _descend(node: Node | None, *names: str) -> Node | None:
-    for name in names:
-        if node is None:
-            return None
-        node = node.children.get(name)
-    return node
 
 
 def _get(node: Node | None, name: str) -> Any:
@@ -685,34 +424,7 @@ def _unused(problems: Problems, node: Node | None, name: str, why: str) -> None:
 def _origin(layers: Sequence[Node], names: Sequence[str], attribute: str) -> Node | None:
     """The highest-priority layer's node that sets ``attribute`` (for messages)."""
     for layer in reversed(layers):
-        node = _descend(layer, *names)
+        node = descend(layer, *names)
         if node is not None and attribute in node.values:
             return node
     return None
-
-
-def _binding_text(binding: m.Binding) -> str:
-    ip = f"[{binding.ip}]" if ":" in binding.ip else binding.ip
-    return f"{ip}:{binding.port}:{binding.host}"
-
-
-def _endpoint_text(binding: m.Binding) -> str:
-    ip = f"[{binding.ip}]" if ":" in binding.ip else binding.ip
-    return f"{ip}:{binding.port}"
-
-
-def _mode(binding: m.Binding) -> str:
-    return "implicit FTPS" if binding.implicit else "explicit FTP/FTPS"
-
-
-def _overlapping(
-    binding: m.Binding, modes: Mapping[tuple[str, int], tuple[m.Site, m.Binding]]
-) -> list[tuple[str, int]]:
-    """Endpoints already seen that one listening socket would serve together with this one:
-    the same IP:PORT, or the same port when either side is ``*`` (all addresses)."""
-    return [
-        endpoint
-        for endpoint in modes
-        if endpoint[1] == binding.port
-        and (endpoint[0] == binding.ip or "*" in (endpoint[0], binding.ip))
-    ]

@@ -244,3 +244,12 @@ def _child_names(spec: Element) -> tuple[str, ...]:
             names += [REMOVE, CLEAR]
     names += list(spec.ignored_children)
     return tuple(names)
+
+
+def descend(node: Node | None, *names: str) -> Node | None:
+    """The child at ``names`` below ``node`` (``descend(n, "security", "ssl")``), or None."""
+    for name in names:
+        if node is None:
+            return None
+        node = node.children.get(name)
+    return node

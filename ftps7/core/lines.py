@@ -101,7 +101,10 @@ class LineParser:
                     self._discarded += len(rest)
                 else:
                     self._buffer += rest
-                    if len(self._buffer) > self.max_line:
+                    # One byte of slack: the CR of a CRLF whose LF has not
+                    # arrived yet is not part of the line, so a maximal line
+                    # must not depend on where the packets were split.
+                    if len(self._buffer) > self.max_line + 1:
                         self._discarding = True
                         self._discarded = len(self._buffer)
                         self._buffer.clear()

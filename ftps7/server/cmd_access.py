@@ -15,6 +15,7 @@ from ftps7.server.realm import LogonRefused
 from ftps7.server.session import TlsState
 
 if TYPE_CHECKING:
+    from ftps7.config.model import Site
     from ftps7.server.protocol import FTPSession
 
 log = Logger()
@@ -45,24 +46,39 @@ class AccessCommands:
             raise FTPError(R.SYNTAX_ERROR)
         if host.startswith("[") and host.endswith("]"):
             host = host[1:-1]
+        if self.sni_host is not None and host.lower().rstrip(".") != self.sni_host:
+            # RFC 7151 §3.2: after TLS with SNI, HOST must name the same host.
+            raise FTPError(R.HOST_UNKNOWN, host=host[:100])
         self._select_host(host)
         lines = [*self.message_lines(self.site_settings().messages.banner_message)]
         return Reply(220, tuple(lines) or ("Host accepted.",))
 
-    def ftp_USER(self: FTPSession, argument: str) -> Any:
+    def split_user(self: FTPSession, argument: str) -> tuple[str | None, str]:
+        """``host|user`` (always) or ``host\\user`` (useDomainNameAsHostName) → (host, user)."""
         name = argument.strip()
+        if "|" in name:
+            host, user = name.split("|", 1)
+            return host, user
+        if "\\" in name and self.server.config.server.use_domain_name_as_host_name:
+            host, user = name.split("\\", 1)
+            if self.endpoint.site_for_host(self.local_host, host) is not None:
+                return host, user
+        return None, name
+
+    def user_target_site(self: FTPSession, argument: str) -> Site | None:
+        host, _ = self.split_user(argument)
+        if host is None:
+            return self.state.site
+        return self.endpoint.site_for_host(self.local_host, host)
+
+    def ftp_USER(self: FTPSession, argument: str) -> Any:
         if self.state.logged_in:
             # A new USER starts a new logon (RFC 959 §4.1.1); the old one ends now.
             self.state.reset_login()
         self.state.pending_user = None
-        if "|" in name:
-            host, name = name.split("|", 1)
+        host, name = self.split_user(argument)
+        if host is not None:
             self._select_host(host)
-        elif "\\" in name and self.server.config.server.use_domain_name_as_host_name:
-            host, rest = name.split("\\", 1)
-            if self.endpoint.site_for_host(self.local_host, host) is not None:
-                self._select_host(host)
-                name = rest
         if self.state.site is None:
             raise FTPError(R.HOST_REQUIRED)
         if not name:

@@ -81,6 +81,9 @@ class FTPSession(
         self._idle: IDelayedCall | None = None
         self._handshake_timer: IDelayedCall | None = None
         self._ssl_context: SSL.Context | None = None
+        self.negotiating_certificate: Any = None  # chosen during the control handshake
+        self.control_certificate: Any = None  # what the control channel presented
+        self.sni_host: str | None = None
         self._counted_site: Site | None = None
         self.transfer: Any = None  # the running transfer, if any
         self.data: Any = None  # the prepared data channel (PASV listener or PORT target)
@@ -250,10 +253,30 @@ class FTPSession(
             return transport.getHandle()  # type: ignore[no-any-return]
         return None
 
+    def on_server_name(self, server_name: bytes | None) -> None:
+        """SNI on the control connection selects the virtual host (RFC 7151 §4).
+
+        A HOST sent before AUTH has already chosen the site; SNI then only
+        picks the certificate of that site.
+        """
+        if not server_name:
+            return
+        try:
+            host = server_name.decode("ascii").lower().rstrip(".")
+        except UnicodeDecodeError:
+            return
+        self.sni_host = host
+        if self.state.host is not None or self.state.logged_in:
+            return
+        site = self.endpoint.site_for_host(self.local_host, host)
+        if site is not None and self.set_site(site):
+            self.state.host = host
+
     def handshakeCompleted(self) -> None:
         self._cancel_timer("_handshake_timer")
         connection = self.tls_handle()
         self.state.tls = TlsState.PROTECTED
+        self.control_certificate = self.negotiating_certificate
         if connection is not None:
             bits = tls_session.cipher_bits(connection)
             log.info(
@@ -384,8 +407,17 @@ class FTPSession(
             raise FTPError(R.COMMAND_FILTERED)
         if spec.arg is Arg.REQUIRED and not argument.strip():
             raise FTPError(R.SYNTAX_ERROR)
+        policy_settings = ftp_server
+        if name == "USER":
+            # USER host|user names the site whose policy applies; with no site
+            # known at all, the handler's "use HOST" reply is the useful one.
+            target = self.user_target_site(argument)
+            if target is None and self.state.site is None:
+                return getattr(self, "ftp_USER")
+            if target is not None:
+                policy_settings = target.ftp_server
         refusal = tlspolicy.control_refusal(
-            ftp_server.ssl.control_channel_policy, name, self.state.protected
+            policy_settings.ssl.control_channel_policy, name, self.state.protected
         )
         if refusal is not None and not (
             # After a permitted CCC the clear channel is allowed by the policy.

@@ -236,23 +236,73 @@ class ServerState:
             return self.store.find(ssl.server_cert_store_name, ssl.server_cert_hash)
         return self.auto_certificate
 
+    def _usable(self, site: Site | None) -> Any:
+        certificate = self.certificate_for(site)
+        if certificate is not None and certificate.has_key:
+            return certificate
+        return None
+
+    def initial_certificate(self, session: FTPSession) -> Any:
+        """The certificate a handshake starts with, before SNI can change it.
+
+        The selected site's (siteDefaults' certificate is inherited by every
+        site), else the server-level one, else — so that SNI can still reach a
+        virtual host that has one — the first usable certificate of a site on
+        this endpoint.
+        """
+        for candidate in (session.site, None, *session.endpoint.all_sites()):
+            certificate = self._usable(candidate)
+            if certificate is not None:
+                return certificate
+        return None
+
     def tls_possible(self, session: FTPSession) -> bool:
-        certificate = self.certificate_for(session.site)
-        return certificate is not None and certificate.has_key
+        return self.initial_certificate(session) is not None
 
     def session_context(self, session: FTPSession) -> SSL.Context | None:
-        certificate = self.certificate_for(session.site)
-        if certificate is None or not certificate.has_key:
+        """The FTP session's own SSL context (RESEARCH.md §2.4, §2.5).
+
+        All TLS connections of the session (control and data) are created from
+        it, so they share its session cache and nothing else can resume. Its
+        servername callback runs on every handshake: on the control connection
+        the SNI name may select the virtual host and so the certificate; on
+        data connections it always switches to the certificate the control
+        connection negotiated, so a client that demands the same certificate on
+        both channels (FileZilla) is satisfied whatever SNI it sends there.
+        """
+        from ftps7.tls.contexts import set_sni_callback
+
+        initial = self.initial_certificate(session)
+        if initial is None:
             return None
-        site = session.site
-        settings = site.ftp_server if site is not None else self.config.site_defaults
-        policy = settings.client_certificates.client_certificate_policy
-        return self.tls.session_context(
-            certificate,
-            ssl128=settings.ssl.ssl128,
-            request_client_cert=policy is not ClientCertificatePolicy.CERT_IGNORE,
-            session_id=b"ftps7-%d" % session.session_id,
-        )
+        contexts: dict[str, SSL.Context] = {}
+
+        def context_for(certificate: Any) -> SSL.Context:
+            context = contexts.get(certificate.thumbprint)
+            if context is None:
+                settings = session.site_settings()
+                policy = settings.client_certificates.client_certificate_policy
+                context = self.tls.session_context(
+                    certificate,
+                    ssl128=settings.ssl.ssl128,
+                    request_client_cert=policy is not ClientCertificatePolicy.CERT_IGNORE,
+                    session_id=b"ftps7-%d" % session.session_id,
+                )
+                contexts[certificate.thumbprint] = context
+            return context
+
+        def choose(server_name: bytes | None) -> SSL.Context:
+            if session.control_certificate is not None:
+                return context_for(session.control_certificate)
+            session.on_server_name(server_name)
+            certificate = self._usable(session.site) or initial
+            session.negotiating_certificate = certificate
+            return context_for(certificate)
+
+        session.negotiating_certificate = initial
+        context = context_for(initial)
+        set_sni_callback(context, choose)
+        return context
 
     def data_tls_refusal(self, session: FTPSession, connection: DataConnection) -> R | None:
         """The data channel's TLS checks once its handshake is done."""

@@ -1142,3 +1142,12 @@ def test_settings_unused_by_the_chosen_account_source_warn(tmp_path: Path) -> No
     )
     (warning,) = config.warnings
     assert "attribute path" in warning
+
+
+def test_a_refused_directory_setting_does_not_hide_the_directory(tmp_path: Path) -> None:
+    text = document(
+        site_xml(ftp_server='<userIsolation mode="ActiveDirectory" />'),
+        after='<ftps7><activeDirectory url="ldap://127.0.0.1:3389" timeout="soon" /></ftps7>',
+    )
+    error = only_error(tmp_path, text)
+    assert error.attribute == "timeout"

@@ -8,7 +8,7 @@ import pytest
 
 from ftps7.config import ConfigErrors, load_config
 from ftps7.config import model as m
-from ftps7.config.loader import parse_binding_information
+from ftps7.config.bindings import parse_binding_information
 from ftps7.config.values import (
     BadValueError,
     Bool,

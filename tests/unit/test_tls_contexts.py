@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from cryptography import x509
 from OpenSSL import SSL
-from zope.interface.verify import verifyObject
-
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+from zope.interface.verify import verifyObject
 
 from ftps7.config.model import TlsSettings
 from ftps7.tls.contexts import (
@@ -89,11 +89,11 @@ def test_client_verifies_the_served_chain(
     client_ctx = client_context(trust=[pki.root.cert], tmp_dir=tmp_path)
     client, server = connect(new_context(factory, server_cert), client_ctx)
 
-    assert peer_certificate(client) == pki.server.cert  # type: ignore[arg-type]
-    assert peer_chain(client)[:2] == [pki.server.cert, pki.intermediate.cert]  # type: ignore[arg-type]
-    assert protocol_version(server) == "TLSv1.3"  # type: ignore[arg-type]
-    assert (cipher_bits(server) or 0) >= 128  # type: ignore[arg-type]
-    assert not session_reused(server)  # type: ignore[arg-type]
+    assert peer_certificate(client) == pki.server.cert
+    assert peer_chain(client)[:2] == [pki.server.cert, pki.intermediate.cert]
+    assert protocol_version(server) == "TLSv1.3"
+    assert (cipher_bits(server) or 0) >= 128
+    assert not session_reused(server)
 
 
 def test_context_settings(factory: TlsContextFactory, server_cert: StoredCertificate) -> None:
@@ -118,12 +118,12 @@ def test_data_connection_resumes_the_control_session(
     ctx = new_context(factory, server_cert)
     client_ctx = client_context(max_version=version)
     control_client, control_server = connect(ctx, client_ctx)
-    session = control_client.get_session()  # type: ignore[attr-defined]
+    session = control_client.get_session()
 
     for _ in range(3):  # several data connections from the same control session
         data_client, data_server = connect(ctx, client_ctx, session=session)
-        assert session_reused(data_server)  # type: ignore[arg-type]
-        assert protocol_version(data_server) == protocol_version(control_server)  # type: ignore[arg-type]
+        assert session_reused(data_server)
+        assert protocol_version(data_server) == protocol_version(control_server)
         close_quietly(data_client, data_server)
 
 
@@ -138,9 +138,9 @@ def test_another_sessions_context_does_not_resume(
     client_ctx = client_context(max_version=version)
     a_client, _ = connect(ctx_a, client_ctx)
 
-    _, stolen = connect(ctx_b, client_ctx, session=a_client.get_session())  # type: ignore[attr-defined]
+    _, stolen = connect(ctx_b, client_ctx, session=a_client.get_session())
 
-    assert not session_reused(stolen)  # type: ignore[arg-type]
+    assert not session_reused(stolen)
 
 
 def test_tls11_refused_with_the_default_minimum(
@@ -158,7 +158,7 @@ def test_tls11_allowed_when_configured(server_cert: StoredCertificate) -> None:
         _, server = connect(new_context(factory, server_cert), old_client)
     except SSL.Error as error:  # pragma: no cover - depends on the OpenSSL build
         pytest.skip(f"this OpenSSL cannot speak TLS 1.1 at all: {error}")
-    assert protocol_version(server) == "TLSv1.1"  # type: ignore[arg-type]
+    assert protocol_version(server) == "TLSv1.1"
 
 
 def test_tls13_only(server_cert: StoredCertificate) -> None:
@@ -173,16 +173,16 @@ def test_client_renegotiation_is_refused(
     from tests.pki import pump
 
     client, server = connect(new_context(factory, server_cert), client_context(max_version=TLS12))
-    assert client.renegotiate()  # type: ignore[attr-defined]
+    assert client.renegotiate()
     with pytest.raises(SSL.WantReadError):
-        client.do_handshake()  # type: ignore[attr-defined]
+        client.do_handshake()
     pump(client, server)
     with pytest.raises(SSL.WantReadError):
-        server.recv(16)  # type: ignore[attr-defined]
+        server.recv(16)
     pump(server, client)
     with pytest.raises(SSL.Error, match="no renegotiation"):
-        client.do_handshake()  # type: ignore[attr-defined]
-    assert server.total_renegotiations() == 0  # type: ignore[attr-defined]
+        client.do_handshake()
+    assert server.total_renegotiations() == 0
 
 
 @pytest.mark.parametrize("version", [TLS12, TLS13], ids=["TLSv1.2", "TLSv1.3"])
@@ -196,17 +196,17 @@ def test_client_certificate_is_requested_accepted_and_recorded(
 
     client, server = connect(ctx, client_ctx)
 
-    assert peer_certificate(server) == pki.client.cert  # type: ignore[arg-type]
-    assert pki.intermediate.cert in peer_chain(server)  # type: ignore[arg-type]
-    results = verify_results(server)  # type: ignore[arg-type]
+    assert peer_certificate(server) == pki.client.cert
+    assert pki.intermediate.cert in peer_chain(server)
+    results = verify_results(server)
     # The server trusts nothing, so OpenSSL complained, and we accepted anyway.
     assert results and any(errno != 0 for _, errno in results)
     assert {depth for depth, _ in results} >= {0}
 
-    data_client, data_server = connect(ctx, client_ctx, session=client.get_session())  # type: ignore[attr-defined]
-    assert session_reused(data_server)  # type: ignore[arg-type]
-    assert peer_certificate(data_server) == pki.client.cert  # type: ignore[arg-type]
-    assert verify_results(data_server) == ()  # type: ignore[arg-type]
+    data_client, data_server = connect(ctx, client_ctx, session=client.get_session())
+    assert session_reused(data_server)
+    assert peer_certificate(data_server) == pki.client.cert
+    assert verify_results(data_server) == ()
     close_quietly(data_client, data_server)
 
 
@@ -215,14 +215,14 @@ def test_no_client_certificate_is_fine_when_requested(
 ) -> None:
     ctx = new_context(factory, server_cert, request_client_cert=True)
     _, server = connect(ctx, client_context())
-    assert peer_certificate(server) is None  # type: ignore[arg-type]
+    assert peer_certificate(server) is None
 
 
 def test_client_certificate_not_requested_by_default(
     pki: Pki, factory: TlsContextFactory, server_cert: StoredCertificate
 ) -> None:
     _, server = connect(new_context(factory, server_cert), client_context(identity=pki.client))
-    assert peer_certificate(server) is None  # type: ignore[arg-type]
+    assert peer_certificate(server) is None
 
 
 def test_client_ca_names_are_advertised(
@@ -236,7 +236,7 @@ def test_client_ca_names_are_advertised(
         client_ca_names=(pki.root.cert.subject, other.cert),
     )
     client, _ = connect(ctx, client_context())
-    advertised = client.get_client_ca_list(as_cryptography=True)  # type: ignore[attr-defined]
+    advertised = client.get_client_ca_list(as_cryptography=True)
     assert advertised == [pki.root.cert.subject, other.cert.subject]
 
 
@@ -251,7 +251,7 @@ def test_ssl128_cipher_string_and_strength(server_cert: StoredCertificate) -> No
     _, server = connect(
         new_context(factory, server_cert, ssl128=True), client_context(max_version=TLS12)
     )
-    assert (cipher_bits(server) or 0) >= 128  # type: ignore[arg-type]
+    assert (cipher_bits(server) or 0) >= 128
 
 
 def test_legacy_minimum_lowers_the_security_level() -> None:
@@ -263,7 +263,11 @@ def test_legacy_minimum_lowers_the_security_level() -> None:
 
 @pytest.mark.parametrize(
     "settings",
-    [TlsSettings(minimum_version="SSLv3"), TlsSettings(ciphers="eNULL"), TlsSettings(ciphers="bogus")],
+    [
+        TlsSettings(minimum_version="SSLv3"),
+        TlsSettings(ciphers="eNULL"),
+        TlsSettings(ciphers="bogus"),
+    ],
 )
 def test_bad_settings_fail_at_construction(settings: TlsSettings) -> None:
     with pytest.raises(ValueError):
@@ -282,8 +286,8 @@ def test_long_session_ids_are_accepted(
     ctx = new_context(factory, server_cert, session_id=b"ftps7:" + b"x" * 100)
     client_ctx = client_context(max_version=TLS12)
     client, _ = connect(ctx, client_ctx)
-    _, data = connect(ctx, client_ctx, session=client.get_session())  # type: ignore[attr-defined]
-    assert session_reused(data)  # type: ignore[arg-type]
+    _, data = connect(ctx, client_ctx, session=client.get_session())
+    assert session_reused(data)
 
 
 def test_rsa_certificate(factory: TlsContextFactory, pki: Pki) -> None:
@@ -292,7 +296,7 @@ def test_rsa_certificate(factory: TlsContextFactory, pki: Pki) -> None:
         name="rsa", path="/rsa.pem", leaf=rsa_leaf.cert, private_key=rsa_leaf.key
     )
     client, _ = connect(new_context(factory, cert), client_context(max_version=TLS12))
-    assert peer_certificate(client) == rsa_leaf.cert  # type: ignore[arg-type]
+    assert peer_certificate(client) == rsa_leaf.cert
 
 
 # ----------------------------------------------------------------------- SNI
@@ -326,22 +330,25 @@ def test_sni_switches_the_certificate_and_data_still_resumes(
     client_ctx = client_context(max_version=version)
 
     plain_client, _ = connect(initial, client_ctx, server_name=b"ftp.example.com")
-    assert peer_certificate(plain_client) == pki.server.cert  # type: ignore[arg-type]
+    assert peer_certificate(plain_client) == pki.server.cert
 
     client, server = connect(initial, client_ctx, server_name=b"other.example.com")
-    assert peer_certificate(client) == other_site.leaf  # type: ignore[arg-type]
-    assert server.get_context() is switched  # type: ignore[attr-defined]
+    assert peer_certificate(client) == other_site.leaf
+    assert server.get_context() is switched
 
     # The data connection is made from the *initial* context again (RESEARCH §2.4, E8).
     _, data = connect(
-        initial, client_ctx, session=client.get_session(), server_name=b"other.example.com"  # type: ignore[attr-defined]
+        initial, client_ctx, session=client.get_session(), server_name=b"other.example.com"
     )
-    assert session_reused(data)  # type: ignore[arg-type]
+    assert session_reused(data)
     assert asked == [b"ftp.example.com", b"other.example.com", b"other.example.com"]
 
 
 def test_sni_carries_the_client_certificate_request(
-    pki: Pki, factory: TlsContextFactory, server_cert: StoredCertificate, other_site: StoredCertificate
+    pki: Pki,
+    factory: TlsContextFactory,
+    server_cert: StoredCertificate,
+    other_site: StoredCertificate,
 ) -> None:
     initial = new_context(factory, server_cert)  # does not ask
     asking = new_context(factory, other_site, request_client_cert=True)
@@ -351,9 +358,9 @@ def test_sni_carries_the_client_certificate_request(
     _, plain = connect(initial, client_ctx)
     _, server = connect(initial, client_ctx, server_name=b"other.example.com")
 
-    assert peer_certificate(plain) is None  # type: ignore[arg-type]
-    assert peer_certificate(server) == pki.client.cert  # type: ignore[arg-type]
-    assert verify_results(server)  # type: ignore[arg-type]
+    assert peer_certificate(plain) is None
+    assert peer_certificate(server) == pki.client.cert
+    assert verify_results(server)
 
 
 def test_sni_callback_failure_aborts_the_handshake(
@@ -390,30 +397,35 @@ def test_server_connection_creator_with_twisted(
 
     received: list[bytes] = []
 
+    def transport(protocol: Protocol) -> Any:  # zope interfaces are opaque to mypy
+        return protocol.transport
+
     class Echo(Protocol):
         def dataReceived(self, data: bytes) -> None:
             received.append(data)
-            self.transport.write(data.upper())  # type: ignore[union-attr]
+            transport(self).write(data.upper())
 
     class Hello(Protocol):
         def connectionMade(self) -> None:
-            self.transport.write(b"hello")  # type: ignore[union-attr]
+            transport(self).write(b"hello")
 
         def dataReceived(self, data: bytes) -> None:
             received.append(data)
 
     clock = Clock()
-    server_factory = TLSMemoryBIOFactory(creator, False, Factory.forProtocol(Echo), clock)
+    server_factory = TLSMemoryBIOFactory(
+        cast(Any, creator), False, cast(Any, Factory.forProtocol(Echo)), cast(Any, clock)
+    )
     trust = Certificate.loadPEM(pki.root.cert_pem())
     client_factory = TLSMemoryBIOFactory(
         optionsForClientTLS("ftp.example.com", trustRoot=trust),
         True,
-        Factory.forProtocol(Hello),
-        clock,
+        cast(Any, Factory.forProtocol(Hello)),
+        cast(Any, clock),
     )
     client, server, pump = connectedServerAndClient(
-        lambda: server_factory.buildProtocol(None),  # type: ignore[arg-type]
-        lambda: client_factory.buildProtocol(None),  # type: ignore[arg-type]
+        lambda: server_factory.buildProtocol(None),
+        lambda: client_factory.buildProtocol(None),
         clock=clock,
     )
     pump.flush()

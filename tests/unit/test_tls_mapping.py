@@ -11,19 +11,19 @@ from cryptography.x509.oid import NameOID
 
 from ftps7.config.model import CertificateMappingMethod as M
 from ftps7.tls.mapping import ad_dn, mapping_strings, upn
-from tests.pki import make_ca, make_client, make_leaf, name, upn_other_name
+from tests.pki import Issued, make_ca, make_client, make_leaf, name, upn_other_name
 
 SKI = bytes.fromhex("c1bc0123456789abcdef0011223344556677aabb")
 
 
 @pytest.fixture(scope="module")
-def issuing_ca():  # type: ignore[no-untyped-def]
+def issuing_ca() -> Issued:
     root = make_ca("Example Root CA")
     return make_ca(subject=name("Example Issuing CA", dcs=("com", "example")), issuer=root)
 
 
 @pytest.fixture(scope="module")
-def alice(issuing_ca):  # type: ignore[no-untyped-def]
+def alice(issuing_ca: Issued) -> Issued:
     return make_client(
         issuing_ca,
         subject=name("alice", dcs=("com", "example")),
@@ -34,20 +34,20 @@ def alice(issuing_ca):  # type: ignore[no-untyped-def]
     )
 
 
-def test_issuer_serial_in_ad_order_with_reversed_serial(alice) -> None:  # type: ignore[no-untyped-def]
+def test_issuer_serial_in_ad_order_with_reversed_serial(alice: Issued) -> None:
     values = mapping_strings(alice.cert)[M.ISSUER_SERIAL]
     assert values[0] == "X509:<I>DC=com,DC=example,CN=Example Issuing CA<SR>0e0d0c0b0a"
     assert values[1] == "X509:<I>DC=com,DC=example,CN=Example Issuing CA<SR>0a0b0c0d0e"
     assert len(values) == 2
 
 
-def test_serial_with_high_bit_offers_sign_byte_variants(issuing_ca) -> None:  # type: ignore[no-untyped-def]
+def test_serial_with_high_bit_offers_sign_byte_variants(issuing_ca: Issued) -> None:
     cert = make_client(issuing_ca, serial=0x8001).cert  # DER INTEGER content: 00 80 01
     serials = [v.split("<SR>")[1] for v in mapping_strings(cert)[M.ISSUER_SERIAL]]
     assert serials == ["018000", "008001", "0180", "8001"]
 
 
-def test_ski_and_sha1_public_key(alice) -> None:  # type: ignore[no-untyped-def]
+def test_ski_and_sha1_public_key(alice: Issued) -> None:
     strings = mapping_strings(alice.cert)
     assert strings[M.SKI] == ["X509:<SKI>" + SKI.hex()]
 
@@ -64,7 +64,7 @@ def test_ski_and_sha1_public_key(alice) -> None:  # type: ignore[no-untyped-def]
     ]
 
 
-def test_weak_forms(alice) -> None:  # type: ignore[no-untyped-def]
+def test_weak_forms(alice: Issued) -> None:
     strings = mapping_strings(alice.cert)
     assert strings[M.ISSUER_SUBJECT] == [
         "X509:<I>DC=com,DC=example,CN=Example Issuing CA<S>DC=com,DC=example,CN=alice"
@@ -76,7 +76,7 @@ def test_weak_forms(alice) -> None:  # type: ignore[no-untyped-def]
     ]
 
 
-def test_every_string_method_is_a_key_and_hex_is_lower_case(issuing_ca) -> None:  # type: ignore[no-untyped-def]
+def test_every_string_method_is_a_key_and_hex_is_lower_case(issuing_ca: Issued) -> None:
     cert = make_client(issuing_ca, upn=None, emails=()).cert
     strings = mapping_strings(cert)
     assert set(strings) == {
@@ -88,7 +88,7 @@ def test_every_string_method_is_a_key_and_hex_is_lower_case(issuing_ca) -> None:
         assert tail == tail.lower()
 
 
-def test_no_ski_extension_means_no_ski_string(issuing_ca) -> None:  # type: ignore[no-untyped-def]
+def test_no_ski_extension_means_no_ski_string(issuing_ca: Issued) -> None:
     from cryptography.hazmat.primitives import hashes
 
     from tests.pki import make_key
@@ -135,7 +135,7 @@ def test_dn_rendering_cryptoapi_and_rfc4514() -> None:
     )
 
 
-def test_quoted_dn_offers_the_rfc4514_spelling_too(issuing_ca) -> None:  # type: ignore[no-untyped-def]
+def test_quoted_dn_offers_the_rfc4514_spelling_too(issuing_ca: Issued) -> None:
     ca = make_ca(subject=name("Issuing CA", org="Example, Inc."))
     cert = make_client(ca, serial=1).cert
     values = mapping_strings(cert)[M.ISSUER_SERIAL]
@@ -145,17 +145,17 @@ def test_quoted_dn_offers_the_rfc4514_spelling_too(issuing_ca) -> None:  # type:
     ]
 
 
-def test_upn_from_other_name(alice) -> None:  # type: ignore[no-untyped-def]
+def test_upn_from_other_name(alice: Issued) -> None:
     assert upn(alice.cert) == "alice@example.com"
 
 
-def test_upn_long_and_non_ascii(issuing_ca) -> None:  # type: ignore[no-untyped-def]
+def test_upn_long_and_non_ascii(issuing_ca: Issued) -> None:
     long_upn = "j" * 150 + "ürgen@example.com"  # > 127 bytes: long-form DER length
     cert = make_client(issuing_ca, upn=long_upn).cert
     assert upn(cert) == long_upn
 
 
-def test_upn_absent_or_malformed(issuing_ca) -> None:  # type: ignore[no-untyped-def]
+def test_upn_absent_or_malformed(issuing_ca: Issued) -> None:
     assert upn(make_client(issuing_ca, upn=None).cert) is None
     assert upn(make_leaf(issuing_ca).cert) is None  # no otherName at all
 
@@ -166,7 +166,7 @@ def test_upn_absent_or_malformed(issuing_ca) -> None:  # type: ignore[no-untyped
     assert upn(cert) is None
 
 
-def _with_san(ca, names):  # type: ignore[no-untyped-def]
+def _with_san(ca: Issued, names: list[x509.GeneralName]) -> x509.Certificate:
     from cryptography.hazmat.primitives import hashes
 
     from tests.pki import make_key

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+from typing import cast
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -47,23 +48,23 @@ def test_session_reused_prefers_a_public_method() -> None:
         def session_reused(self) -> int:
             return 1
 
-    assert session_reused(Future()) is True  # type: ignore[arg-type]
+    assert session_reused(cast(SSL.Connection, Future())) is True
 
 
 def test_nothing_recorded_without_a_client_certificate(ctx: SSL.Context) -> None:
     _, server = connect(ctx, client_context())
-    assert verify_results(server) == ()  # type: ignore[arg-type]
+    assert verify_results(server) == ()
 
 
-def _end_by_eof(client: object, server: object, *, preserve: bool) -> None:
+def _end_by_eof(client: SSL.Connection, server: SSL.Connection, *, preserve: bool) -> None:
     """A data connection that ends by plain EOF: the server never sent close_notify.
 
     (The client side is marked shut down so that only the server's behaviour
     is under test: OpenSSL clients also stop offering such a session.)
     """
-    client.set_shutdown(SSL.SENT_SHUTDOWN | SSL.RECEIVED_SHUTDOWN)  # type: ignore[attr-defined]
+    client.set_shutdown(SSL.SENT_SHUTDOWN | SSL.RECEIVED_SHUTDOWN)
     if preserve:
-        preserve_session(server)  # type: ignore[arg-type]
+        preserve_session(server)
 
 
 @pytest.mark.parametrize("preserve", [False, True], ids=["plain", "preserved"])
@@ -73,13 +74,13 @@ def test_unclean_data_close_and_tls12_resumption(ctx: SSL.Context, preserve: boo
     # control session usable for the next transfer.
     client_ctx = client_context(max_version=SSL.TLS1_2_VERSION)
     control, _ = connect(ctx, client_ctx)
-    session = control.get_session()  # type: ignore[attr-defined]
+    session = control.get_session()
 
     data_client, data_server = connect(ctx, client_ctx, session=session)
-    assert session_reused(data_server)  # type: ignore[arg-type]
+    assert session_reused(data_server)
     _end_by_eof(data_client, data_server, preserve=preserve)
     del data_client, data_server
     gc.collect()
 
     _, next_data = connect(ctx, client_ctx, session=session)
-    assert session_reused(next_data) is preserve  # type: ignore[arg-type]
+    assert session_reused(next_data) is preserve

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from ftps7.tls.store import (
 )
 from tests.pki import (
     Issued,
+    Pki,
     key_pem,
     make_ca,
     make_key,
@@ -34,12 +36,14 @@ def thumbprint(cert: x509.Certificate) -> str:
 
 
 @pytest.fixture(scope="module")
-def pki():  # type: ignore[no-untyped-def]
+def pki() -> Pki:
     return make_pki()
 
 
-def test_leaf_chain_and_key_in_one_file(tmp_path: Path, pki) -> None:  # type: ignore[no-untyped-def]
-    write_pem_file(tmp_path / "MY" / "ftp.pem", [pki.server.cert, pki.intermediate.cert], pki.server.key)
+def test_leaf_chain_and_key_in_one_file(tmp_path: Path, pki: Pki) -> None:
+    write_pem_file(
+        tmp_path / "MY" / "ftp.pem", [pki.server.cert, pki.intermediate.cert], pki.server.key
+    )
     store = CertificateStore(str(tmp_path))
 
     found = store.find("MY", thumbprint(pki.server.cert))
@@ -59,8 +63,10 @@ def test_leaf_chain_and_key_in_one_file(tmp_path: Path, pki) -> None:  # type: i
     assert found.thumbprint == thumbprint(pki.server.cert)
 
 
-def test_prebuilt_openssl_objects_match(tmp_path: Path, pki) -> None:  # type: ignore[no-untyped-def]
-    write_pem_file(tmp_path / "MY" / "ftp.pem", [pki.server.cert, pki.intermediate.cert], pki.server.key)
+def test_prebuilt_openssl_objects_match(tmp_path: Path, pki: Pki) -> None:
+    write_pem_file(
+        tmp_path / "MY" / "ftp.pem", [pki.server.cert, pki.intermediate.cert], pki.server.key
+    )
     found = CertificateStore(str(tmp_path)).list()[0]
 
     assert isinstance(found.openssl_leaf, crypto.X509)
@@ -69,13 +75,13 @@ def test_prebuilt_openssl_objects_match(tmp_path: Path, pki) -> None:  # type: i
     assert isinstance(found.openssl_key, crypto.PKey)
 
 
-def test_key_may_come_first_in_the_file(tmp_path: Path, pki) -> None:  # type: ignore[no-untyped-def]
+def test_key_may_come_first_in_the_file(tmp_path: Path, pki: Pki) -> None:
     write_pem_file(tmp_path / "MY" / "a.pem", [pki.server.cert], pki.server.key, key_first=True)
     (found,) = CertificateStore(str(tmp_path)).list("MY")
     assert found.has_key and found.leaf == pki.server.cert
 
 
-def test_key_in_separate_key_file(tmp_path: Path, pki) -> None:  # type: ignore[no-untyped-def]
+def test_key_in_separate_key_file(tmp_path: Path, pki: Pki) -> None:
     write_pem_file(tmp_path / "MY" / "site.pem", [pki.server.cert, pki.intermediate.cert])
     (tmp_path / "MY" / "site.key").write_bytes(key_pem(pki.server.key))
 
@@ -85,7 +91,7 @@ def test_key_in_separate_key_file(tmp_path: Path, pki) -> None:  # type: ignore[
     assert found.key_path == str(tmp_path / "MY" / "site.key")
 
 
-def test_certificate_without_key_is_listed_without_key(tmp_path: Path, pki) -> None:  # type: ignore[no-untyped-def]
+def test_certificate_without_key_is_listed_without_key(tmp_path: Path, pki: Pki) -> None:
     write_pem_file(tmp_path / "MY" / "nokey.pem", [pki.server.cert])
     (found,) = CertificateStore(str(tmp_path)).list()
     assert not found.has_key
@@ -93,7 +99,7 @@ def test_certificate_without_key_is_listed_without_key(tmp_path: Path, pki) -> N
     assert "NO PRIVATE KEY" in found.describe()
 
 
-def test_bad_files_are_skipped_with_a_reason(tmp_path: Path, pki) -> None:  # type: ignore[no-untyped-def]
+def test_bad_files_are_skipped_with_a_reason(tmp_path: Path, pki: Pki) -> None:
     my = tmp_path / "MY"
     write_pem_file(my / "good.pem", [pki.server.cert], pki.server.key)
     my.joinpath("garbage.pem").write_bytes(b"this is not PEM\n")
@@ -120,7 +126,7 @@ def test_bad_files_are_skipped_with_a_reason(tmp_path: Path, pki) -> None:  # ty
     assert "encrypted" in joined
 
 
-def test_problem_disappears_when_file_is_fixed_or_removed(tmp_path: Path, pki) -> None:  # type: ignore[no-untyped-def]
+def test_problem_disappears_when_file_is_fixed_or_removed(tmp_path: Path, pki: Pki) -> None:
     bad = tmp_path / "MY" / "x.pem"
     bad.parent.mkdir()
     bad.write_bytes(b"junk")
@@ -148,7 +154,7 @@ def test_problem_disappears_when_file_is_fixed_or_removed(tmp_path: Path, pki) -
         lambda t: ":".join(t[i : i + 2] for i in range(0, 40, 2)),  # as openssl shows it
     ],
 )
-def test_thumbprint_is_normalised(tmp_path: Path, pki, typed) -> None:  # type: ignore[no-untyped-def]
+def test_thumbprint_is_normalised(tmp_path: Path, pki: Pki, typed: Callable[[str], str]) -> None:
     write_pem_file(tmp_path / "MY" / "ftp.pem", [pki.server.cert], pki.server.key)
     store = CertificateStore(str(tmp_path))
     assert store.find("MY", typed(thumbprint(pki.server.cert))) is not None
@@ -165,7 +171,7 @@ def test_unknown_thumbprint_and_missing_store(tmp_path: Path) -> None:
     assert store.trusted_roots() == []
 
 
-def test_store_names_are_case_insensitive(tmp_path: Path, pki) -> None:  # type: ignore[no-untyped-def]
+def test_store_names_are_case_insensitive(tmp_path: Path, pki: Pki) -> None:
     write_pem_file(tmp_path / "MY" / "a.pem", [pki.server.cert], pki.server.key)
     write_pem_file(tmp_path / "WebHosting" / "b.pem", [pki.client.cert], pki.client.key)
     store = CertificateStore(str(tmp_path))
@@ -183,7 +189,7 @@ def test_store_names_cannot_escape_the_store(tmp_path: Path, bad: str) -> None:
         CertificateStore(str(tmp_path)).list(bad)
 
 
-def test_loading_is_cached_until_the_file_changes(tmp_path: Path, pki) -> None:  # type: ignore[no-untyped-def]
+def test_loading_is_cached_until_the_file_changes(tmp_path: Path, pki: Pki) -> None:
     path = write_pem_file(tmp_path / "MY" / "ftp.pem", [pki.server.cert], pki.server.key)
     store = CertificateStore(str(tmp_path))
     first = store.find("MY", thumbprint(pki.server.cert))
@@ -198,7 +204,7 @@ def test_loading_is_cached_until_the_file_changes(tmp_path: Path, pki) -> None: 
     assert store.find("MY", thumbprint(other.cert)) is not None
 
 
-def test_key_file_change_is_noticed(tmp_path: Path, pki) -> None:  # type: ignore[no-untyped-def]
+def test_key_file_change_is_noticed(tmp_path: Path, pki: Pki) -> None:
     write_pem_file(tmp_path / "MY" / "ftp.pem", [pki.server.cert])
     store = CertificateStore(str(tmp_path))
     assert not store.list()[0].has_key
@@ -206,7 +212,7 @@ def test_key_file_change_is_noticed(tmp_path: Path, pki) -> None:  # type: ignor
     assert store.list()[0].has_key
 
 
-def test_trusted_roots_and_intermediates(tmp_path: Path, pki) -> None:  # type: ignore[no-untyped-def]
+def test_trusted_roots_and_intermediates(tmp_path: Path, pki: Pki) -> None:
     other_root = make_ca("Other Root")
     write_pem_file(tmp_path / "ROOT" / "bundle.pem", [pki.root.cert, other_root.cert])
     der = pki.intermediate.cert.public_bytes(serialization.Encoding.DER)
@@ -221,11 +227,13 @@ def test_trusted_roots_and_intermediates(tmp_path: Path, pki) -> None:  # type: 
     assert store.crl_dir == str(tmp_path / "CRL")
 
 
-def test_add_writes_pem_and_private_key(tmp_path: Path, pki) -> None:  # type: ignore[no-untyped-def]
+def test_add_writes_pem_and_private_key(tmp_path: Path, pki: Pki) -> None:
     root = tmp_path / "certs"
     store = CertificateStore(str(root))
 
-    added = store.add("MY", pki.server.cert, [pki.intermediate.cert], pki.server.key, "My FTP Certificate")
+    added = store.add(
+        "MY", pki.server.cert, [pki.intermediate.cert], pki.server.key, "My FTP Certificate"
+    )
 
     pem_path = root / "MY" / "My FTP Certificate.pem"
     key_path = root / "MY" / "My FTP Certificate.key"
@@ -239,7 +247,7 @@ def test_add_writes_pem_and_private_key(tmp_path: Path, pki) -> None:  # type: i
     assert found is not None and found.has_key and found.chain == (pki.intermediate.cert,)
 
 
-def test_add_refuses_to_overwrite(tmp_path: Path, pki) -> None:  # type: ignore[no-untyped-def]
+def test_add_refuses_to_overwrite(tmp_path: Path, pki: Pki) -> None:
     store = CertificateStore(str(tmp_path))
     store.add("MY", pki.server.cert, [], pki.server.key, "ftp")
     before = (tmp_path / "MY" / "ftp.pem").read_bytes()
@@ -249,26 +257,26 @@ def test_add_refuses_to_overwrite(tmp_path: Path, pki) -> None:  # type: ignore[
     assert (tmp_path / "MY" / "ftp.pem").read_bytes() == before
 
 
-def test_add_refuses_a_key_that_does_not_match(tmp_path: Path, pki) -> None:  # type: ignore[no-untyped-def]
+def test_add_refuses_a_key_that_does_not_match(tmp_path: Path, pki: Pki) -> None:
     with pytest.raises(CertificateStoreError, match="does not belong"):
         CertificateStore(str(tmp_path)).add("MY", pki.server.cert, [], make_key(), "x")
     assert not (tmp_path / "MY" / "x.pem").exists()
 
 
 @pytest.mark.parametrize("bad", ["../escape", "a/b", ".hidden", "", "tab\there"])
-def test_add_refuses_path_like_names(tmp_path: Path, pki, bad: str) -> None:  # type: ignore[no-untyped-def]
+def test_add_refuses_path_like_names(tmp_path: Path, pki: Pki, bad: str) -> None:
     with pytest.raises(CertificateStoreError):
         CertificateStore(str(tmp_path)).add("MY", pki.server.cert, [], pki.server.key, bad)
 
 
-def test_add_without_key_writes_no_key_file(tmp_path: Path, pki) -> None:  # type: ignore[no-untyped-def]
+def test_add_without_key_writes_no_key_file(tmp_path: Path, pki: Pki) -> None:
     store = CertificateStore(str(tmp_path))
     store.add("ROOT", pki.root.cert, [], None, "root")
     assert sorted(p.name for p in (tmp_path / "ROOT").iterdir()) == ["root.pem"]
     assert store.trusted_roots() == [pki.root.cert]
 
 
-def test_describe_has_the_facts(tmp_path: Path, pki) -> None:  # type: ignore[no-untyped-def]
+def test_describe_has_the_facts(tmp_path: Path, pki: Pki) -> None:
     write_pem_file(tmp_path / "MY" / "ftp.pem", [pki.server.cert], pki.server.key)
     (found,) = CertificateStore(str(tmp_path)).list()
     line = found.describe()
@@ -282,7 +290,11 @@ def test_describe_has_the_facts(tmp_path: Path, pki) -> None:  # type: ignore[no
 def test_describe_flags_expired_and_expiring(tmp_path: Path) -> None:
     ca = make_ca()
     now = datetime.datetime.now(datetime.UTC)
-    old = make_leaf(ca, not_before=now - datetime.timedelta(days=30), not_after=now - datetime.timedelta(days=1))
+    old = make_leaf(
+        ca,
+        not_before=now - datetime.timedelta(days=30),
+        not_after=now - datetime.timedelta(days=1),
+    )
     soon = make_leaf(ca, not_after=now + datetime.timedelta(days=10, hours=1))
     store = CertificateStore(str(tmp_path))
     store.add("MY", old.cert, [], old.key, "old")
