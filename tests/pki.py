@@ -364,3 +364,179 @@ def close_quietly(client: SSL.Connection, server: SSL.Connection) -> None:
     """Mark both ends shut down so freeing them does not evict their sessions."""
     for side in (client, server):
         side.set_shutdown(SSL.SENT_SHUTDOWN | SSL.RECEIVED_SHUTDOWN)
+
+
+# ---------------------------------------------------------------------------
+# Arbitrary certificates and CRLs, for chain validation and revocation tests.
+
+
+def key_usage(**flags: bool) -> x509.KeyUsage:
+    """A KeyUsage with the named bits set (``digital_signature=True`` ...), the rest clear."""
+    bits = dict.fromkeys(
+        (
+            "digital_signature",
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "key_cert_sign",
+            "crl_sign",
+            "encipher_only",
+            "decipher_only",
+        ),
+        False,
+    )
+    unknown = set(flags) - set(bits)
+    if unknown:
+        raise ValueError(f"unknown KeyUsage bits: {sorted(unknown)}")
+    bits.update(flags)
+    return x509.KeyUsage(**bits)
+
+
+def crl_distribution_points(*urls: str) -> x509.CRLDistributionPoints:
+    """One distribution point listing ``urls`` (any scheme) as its full name."""
+    return x509.CRLDistributionPoints(
+        [
+            x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(u) for u in urls],
+                relative_name=None,
+                reasons=None,
+                crl_issuer=None,
+            )
+        ]
+    )
+
+
+def make_cert(
+    issuer: Issued | None,
+    common_name: str = "cert",
+    *,
+    subject: x509.Name | None = None,
+    ca: bool | None = False,
+    path_length: int | None = None,
+    key_usage: x509.KeyUsage | None = None,
+    eku: Sequence[x509.ObjectIdentifier] | None = None,
+    crl_urls: Sequence[str] = (),
+    extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
+    not_before: datetime.datetime | None = None,
+    not_after: datetime.datetime | None = None,
+    key_type: str = "ecdsa-p256",
+    serial: int | None = None,
+    signing_key: PrivateKey | None = None,
+    aki: bool = True,
+) -> Issued:
+    """Any certificate, every field explicit: nothing is added that is not asked for.
+
+    ``issuer=None`` makes it self-signed. ``ca=None`` leaves BasicConstraints
+    out; ``key_usage``/``eku`` None leave those out. ``signing_key`` signs
+    with another key than the issuer's (a forged or broken signature) while
+    keeping the issuer's name. The SKI is always present; the AKI (from the
+    issuer's key) unless ``aki=False`` or self-signed.
+    """
+    key = make_key(key_type)
+    subject = subject or name(common_name)
+    issuer_name = issuer.cert.subject if issuer is not None else subject
+    signer = signing_key or (issuer.key if issuer is not None else key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(serial if serial is not None else x509.random_serial_number())
+        .not_valid_before(not_before or _NOW - datetime.timedelta(days=1))
+        .not_valid_after(not_after or _NOW + datetime.timedelta(days=365))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    if ca is not None:
+        builder = builder.add_extension(
+            x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), critical=True
+        )
+    if key_usage is not None:
+        builder = builder.add_extension(key_usage, critical=True)
+    if eku is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
+    if crl_urls:
+        builder = builder.add_extension(crl_distribution_points(*crl_urls), critical=False)
+    if aki and issuer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+            critical=False,
+        )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return Issued(builder.sign(signer, hashes.SHA256()), key)
+
+
+def make_ca_cert(
+    issuer: Issued | None, common_name: str = "Example CA", **kwargs: object
+) -> Issued:
+    """A CA (root when ``issuer`` is None) with keyCertSign + cRLSign; options as ``make_cert``."""
+    kwargs.setdefault("ca", True)
+    kwargs.setdefault("key_usage", key_usage(key_cert_sign=True, crl_sign=True))
+    return make_cert(issuer, common_name, **kwargs)  # type: ignore[arg-type]
+
+
+def make_client_cert(issuer: Issued, common_name: str = "alice", **kwargs: object) -> Issued:
+    """A typical client certificate: clientAuth EKU, digitalSignature; options as ``make_cert``."""
+    kwargs.setdefault("key_usage", key_usage(digital_signature=True))
+    kwargs.setdefault("eku", (ExtendedKeyUsageOID.CLIENT_AUTH,))
+    return make_cert(issuer, common_name, **kwargs)  # type: ignore[arg-type]
+
+
+def make_crl(
+    issuer: Issued,
+    revoked: Iterable[x509.Certificate | int | tuple[int, x509.ReasonFlags | None]] = (),
+    *,
+    this_update: datetime.datetime | None = None,
+    next_update: datetime.datetime | None = None,
+    no_next_update: bool = False,
+    signing_key: PrivateKey | None = None,
+    number: int = 1,
+    revocation_date: datetime.datetime | None = None,
+    extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
+) -> x509.CertificateRevocationList:
+    """A CRL issued by ``issuer`` listing ``revoked`` (certificates, serials, or (serial, reason)).
+
+    Valid from an hour ago for a week by default; ``signing_key`` signs with
+    another key (a CRL the issuer did not make). AKI and CRL number are set.
+    """
+    this_update = this_update or _NOW - datetime.timedelta(hours=1)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.cert.subject)
+        .last_update(this_update)
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+            critical=False,
+        )
+    )
+    if not no_next_update:
+        builder = builder.next_update(next_update or this_update + datetime.timedelta(days=7))
+    for item in revoked:
+        reason: x509.ReasonFlags | None = None
+        if isinstance(item, x509.Certificate):
+            serial = item.serial_number
+        elif isinstance(item, tuple):
+            serial, reason = item
+        else:
+            serial = item
+        entry = (
+            x509.RevokedCertificateBuilder()
+            .serial_number(serial)
+            .revocation_date(revocation_date or this_update - datetime.timedelta(minutes=1))
+        )
+        if reason is not None:
+            entry = entry.add_extension(x509.CRLReason(reason), critical=False)
+        builder = builder.add_revoked_certificate(entry.build())
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(signing_key or issuer.key, hashes.SHA256())
+
+
+def crl_der(crl: x509.CertificateRevocationList) -> bytes:
+    return crl.public_bytes(serialization.Encoding.DER)
+
+
+def crl_pem(crl: x509.CertificateRevocationList) -> bytes:
+    return crl.public_bytes(serialization.Encoding.PEM)

@@ -28,6 +28,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+import contextlib
 
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"
@@ -172,10 +173,8 @@ def _answers_bind(host: str, port: int, dn: str, password: str) -> bool:
     except ldap3.core.exceptions.LDAPException:
         return False
     finally:
-        try:
+        with contextlib.suppress(ldap3.core.exceptions.LDAPException):
             connection.unbind()
-        except ldap3.core.exceptions.LDAPException:
-            pass
 
 
 def _slapd_conf(workdir: Path, tls: bool) -> str:

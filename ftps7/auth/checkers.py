@@ -81,7 +81,11 @@ class AnonymousChecker:
     def __init__(self, user_name: str = DEFAULT_ANONYMOUS_NAME) -> None:
         self.user_name = user_name
 
-    def requestAvatarId(self, credentials: object) -> defer.Deferred[Identity]:
+    # twisted.cred types avatar ids as bytes; ours are Identity objects, which the
+    # Portal passes through untouched (the realm normalises every kind).
+    def requestAvatarId(  # type: ignore[override]
+        self, credentials: object
+    ) -> defer.Deferred[Identity]:
         if not IAnonymous.providedBy(credentials):
             return defer.fail(UnauthorizedLogin("not anonymous credentials"))
         return defer.succeed(Identity(name=self.user_name, anonymous=True, source="local"))
@@ -148,11 +152,15 @@ class LocalAccountsChecker:
 
     # -- reactor side ----------------------------------------------------------
 
-    def requestAvatarId(self, credentials: object) -> defer.Deferred[Identity]:
+    # twisted.cred types avatar ids as bytes; ours are Identity objects, which the
+    # Portal passes through untouched (the realm normalises every kind).
+    def requestAvatarId(  # type: ignore[override]
+        self, credentials: object
+    ) -> defer.Deferred[Identity]:
         if not IUsernamePassword.providedBy(credentials):
             return defer.fail(UnauthorizedLogin("not username/password credentials"))
-        name = credential_text(credentials.username)  # type: ignore[attr-defined]
-        password = credential_bytes(credentials.password)  # type: ignore[attr-defined]
+        name = credential_text(credentials.username)
+        password = credential_bytes(credentials.password)
         # An empty password is never valid (the accounts file refuses them);
         # look nobody up, but still spend the verification time.
         lookup_name = name if password else None

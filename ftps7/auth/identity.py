@@ -44,6 +44,9 @@ class Identity:
     anonymous: bool = False
     domain: str = ""
     source: str = "local"
+    # msIIS-FTPRoot / msIIS-FTPDir of a directory account (userIsolation ActiveDirectory).
+    ftp_root: str | None = None
+    ftp_dir: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:

@@ -140,11 +140,15 @@ class PamChecker:
             return None
         return Identity(name=canonical, groups=groups, source="pam")
 
-    def requestAvatarId(self, credentials: object) -> defer.Deferred[Identity]:
+    # twisted.cred types avatar ids as bytes; ours are Identity objects, which the
+    # Portal passes through untouched (the realm normalises every kind).
+    def requestAvatarId(  # type: ignore[override]
+        self, credentials: object
+    ) -> defer.Deferred[Identity]:
         if not IUsernamePassword.providedBy(credentials):
             return defer.fail(UnauthorizedLogin("not username/password credentials"))
-        name = credential_text(credentials.username)  # type: ignore[attr-defined]
-        password = credential_bytes(credentials.password)  # type: ignore[attr-defined]
+        name = credential_text(credentials.username)
+        password = credential_bytes(credentials.password)
         checked: defer.Deferred[Identity | None] = self._run(self._check, name, password)
         return checked.addCallback(self._result, name)
 

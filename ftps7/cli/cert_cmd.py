@@ -167,10 +167,14 @@ def load_bundle(
     except ValueError as pkcs12_error:
         if isinstance(pkcs12_error, PasswordRequiredError):
             raise
+        if _looks_like_pkcs12(data):
+            raise ValueError(
+                f"wrong password or damaged PKCS#12 file ({pkcs12_error})"
+            ) from None
         try:  # a bare DER certificate (.cer exported from Windows)
             return x509.load_der_x509_certificate(data), (), None
         except ValueError:
-            raise ValueError(f"{origin}: neither PEM, PKCS#12 nor DER ({pkcs12_error})") from None
+            raise ValueError("neither PEM, PKCS#12 nor a DER certificate") from None
     if cert is None:
         raise ValueError(f"{origin}: the PKCS#12 file holds no certificate")
     if key is not None and not isinstance(key, PrivateKey):

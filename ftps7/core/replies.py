@@ -19,12 +19,9 @@ class R(enum.Enum):
     """Symbolic reply names; the value is ``(code, template)``."""
 
     # 1xx
-    RESTART_MARKER = (110, "Restart marker reply.")
-    DATA_ALREADY_OPEN = (125, "Data connection already open; Transfer starting.")
-    OPENING_DATA = (150, "Opening {mode} mode data connection.")
+    OPENING_DATA = (150, "Opening {mode} mode data connection{suffix}.")
     OPENING_DATA_UNIQUE = (150, "FILE: {name}")
     # 2xx
-    CMD_OK = (200, "{what} command successful.")
     TYPE_SET = (200, "Type set to {type}.")
     MODE_SET = (200, "Mode S ok.")
     STRU_SET = (200, "Structure F ok.")
@@ -38,26 +35,26 @@ class R(enum.Enum):
     CCC_OK = (200, "CCC command successful. Control channel is now clear.")
     ALLO_OK = (202, "ALLO command ignored; no storage allocation is necessary.")
     NOOP_OK = (200, "NOOP command successful.")
-    SYSTEM_STATUS = (211, "{text}")
     FEATURES = (211, "Extensions supported:")
     FEATURES_END = (211, "END")
     STAT_END = (211, "End of status.")
-    DIRECTORY_STATUS = (213, "End of status.")
+    DIRECTORY_STATUS = (213, "Status of {path}:")
     FILE_STATUS = (213, "{value}")
     HELP = (214, "The following commands are recognized (* ==>'s unimplemented).")
     HELP_END = (214, "HELP command successful.")
+    HELP_TOPIC = (214, "Syntax: {syntax}")
     SYSTEM_TYPE = (215, "UNIX Type: L8")
     GREETING = (220, "{text}")
     HOST_ACCEPTED = (220, "Host accepted.")
     REIN_OK = (220, "REIN command successful.")
-    GOODBYE = (221, "{text}")
+    GOODBYE = (221, "Goodbye.")
     ABOR_NO_TRANSFER = (225, "ABOR command successful.")
     ABOR_OK = (226, "ABOR command successful.")
     TRANSFER_COMPLETE = (226, "Transfer complete.")
+    TRANSFER_COMPLETE_UNIQUE = (226, "Transfer complete (unique file name: {name}).")
     PASV = (227, "Entering Passive Mode ({numbers}).")
     EPSV = (229, "Entering Extended Passive Mode (|||{port}|)")
     LOGGED_IN = (230, "User logged in.")
-    LOGGED_IN_CERT = (232, "User logged in, authorized by security data exchange.")
     AUTH_OK = (234, "AUTH command ok. Expecting TLS Negotiation.")
     FILE_ACTION_OK = (250, "{command} command successful.")
     MLST_BEGIN = (250, "Listing {path}")
@@ -70,17 +67,16 @@ class R(enum.Enum):
     RESTARTING = (350, "Restarting at {offset}.")
     RENAME_PENDING = (350, "Requested file action pending further information.")
     # 4xx
-    SERVICE_CLOSING = (421, "{text}")
     TIMEOUT = (421, "Timeout ({seconds} seconds): closing control connection.")
-    TOO_MANY_CONNECTIONS = (421, "{text}")
-    TLS_HANDSHAKE_FAILED = (421, "TLS negotiation failed; closing control connection.")
+    TOO_MANY_CONNECTIONS = (421, "Too many users, try again later.")
     WEAK_CIPHER = (421, "Cipher strength below 128 bits; closing control connection.")
     ADDRESS_DENIED = (421, "Access denied for your address; closing control connection.")
     CANT_OPEN_DATA = (425, "Cannot open data connection.")
-    DATA_TIMEOUT = (425, "Data connection timed out.")
     TRANSFER_ABORTED = (426, "Connection closed; transfer aborted.")
-    DATA_CLOSED_UNCLEAN = (426, "Data connection closed without TLS close_notify; transfer aborted.")
-    TLS_UNAVAILABLE = (431, "Failed to set up the secure session.")
+    DATA_CLOSED_UNCLEAN = (
+        426,
+        "Data connection closed without TLS close_notify; transfer aborted.",
+    )
     LOCAL_ERROR = (451, "Requested action aborted: local error in processing.")
     NO_SPACE = (452, "Insufficient storage space in system.")
     TRANSFER_BUSY = (450, "A transfer is already in progress.")
@@ -104,7 +100,6 @@ class R(enum.Enum):
     NOT_LOGGED_IN = (530, "Please login with USER and PASS.")
     LOGON_FAILED = (530, "User cannot log in.")
     HOME_INACCESSIBLE = (530, "User cannot log in, home directory inaccessible.")
-    PASV_CLEAR_AFTER_CCC = (533, "Command protection level denied for policy reasons.")
     CCC_NOT_PROTECTED = (533, "CCC requires a protected control connection.")
     POLICY_REQUIRES_SSL = (534, "Policy requires SSL.")
     POLICY_DENIES_SSL = (534, "Policy denies SSL on the data channel.")
@@ -112,7 +107,10 @@ class R(enum.Enum):
     TLS_NOT_CONFIGURED = (534, "Local policy on server does not allow TLS secure connections.")
     HOST_UNKNOWN = (504, "Unknown host name: {host}.")
     HOST_AFTER_LOGIN = (503, "HOST not allowed after logon.")
-    HOST_REQUIRED = (530, "Use HOST (or USER host|user) to choose a site: this address serves several.")
+    HOST_REQUIRED = (
+        530,
+        "Use HOST (or USER host|user) to choose a site: this address serves several.",
+    )
     PROT_UNSUPPORTED = (536, "PROT {level} is not supported.")
     DATA_TLS_FAILED = (522, "Data connection TLS negotiation failed.")
     DATA_TLS_NOT_RESUMED = (
@@ -130,7 +128,6 @@ class R(enum.Enum):
     NOT_A_DIRECTORY = (550, "The directory name is invalid.")
     DIRECTORY_NOT_EMPTY = (550, "The directory is not empty.")
     PORT_DENIED = (501, "Server cannot accept argument: illegal PORT address.")
-    REQUEST_ABORTED = (552, "Requested file action aborted: exceeded storage allocation.")
     BAD_FILENAME = (553, "File name not allowed.")
     INVALID_RESTART = (554, "Invalid REST parameter.")
 
@@ -186,6 +183,30 @@ def render(code: int, lines: Sequence[str]) -> bytes:
 def format_reply(name: R, **arguments: object) -> Reply:
     """Render the named reply with its template arguments."""
     return Reply(name.code, (name.template.format(**arguments),))
+
+
+def framed_reply(
+    name: R, *, before: Sequence[str] = (), after: Sequence[str] = (), **arguments: object
+) -> Reply:
+    """The named reply with more lines around its text, all under its code.
+
+    For multi-line replies whose frame is fixed text (``211-Extensions
+    supported:`` ... ``211 END``, ``230-<greetingMessage>`` ``230 User logged
+    in.``) while the lines in between come from the file system or the
+    configuration.
+    """
+    return Reply(name.code, (*before, name.template.format(**arguments), *after))
+
+
+def message_reply(name: R, lines: Sequence[str], **arguments: object) -> Reply:
+    """A configured message under the named reply's code, or its own text if empty.
+
+    IIS replaces the default text with ``bannerMessage``, ``exitMessage`` or
+    ``maxClientsMessage`` when one is set.
+    """
+    if lines:
+        return Reply(name.code, tuple(lines))
+    return format_reply(name, **arguments)
 
 
 class FTPError(Exception):

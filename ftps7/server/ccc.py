@@ -17,6 +17,7 @@ with tests that fail loudly if those internals change:
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from OpenSSL import SSL
@@ -67,10 +68,8 @@ def clear_control_channel(tcp: Any, ftp: Protocol) -> None:
     tls = tcp.protocol
     tls._aggregator.close()
     connection: SSL.Connection = tls._tlsConnection
-    try:
+    with contextlib.suppress(SSL.Error):
         connection.shutdown()
-    except SSL.Error:
-        pass
     tls._flushSendBIO()
     tls._lostTLSConnection = True
     tcp.TLS = False

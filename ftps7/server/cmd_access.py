@@ -10,8 +10,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ftps7.auth.credentials import FTPAnonymous, FTPUsernamePassword
-from ftps7.core.replies import FTPError, R, Reply
-from ftps7.server.realm import LogonRefused
+from ftps7.core.replies import FTPError, R, Reply, format_reply, framed_reply, message_reply
+from ftps7.server.realm import LogonRefusedError
 from ftps7.server.session import TlsState
 
 if TYPE_CHECKING:
@@ -50,8 +50,8 @@ class AccessCommands:
             # RFC 7151 §3.2: after TLS with SNI, HOST must name the same host.
             raise FTPError(R.HOST_UNKNOWN, host=host[:100])
         self._select_host(host)
-        lines = [*self.message_lines(self.site_settings().messages.banner_message)]
-        return Reply(220, tuple(lines) or ("Host accepted.",))
+        lines = self.message_lines(self.site_settings().messages.banner_message)
+        return message_reply(R.HOST_ACCEPTED, lines)
 
     def split_user(self: FTPSession, argument: str) -> tuple[str | None, str]:
         """``host|user`` (always) or ``host\\user`` (useDomainNameAsHostName) → (host, user)."""
@@ -147,11 +147,11 @@ class AccessCommands:
             peer=self.peer_host,
         )
         lines = self.message_lines(self.site_settings().messages.greeting_message)
-        return Reply(230, (*lines, "User logged in."))
+        return framed_reply(R.LOGGED_IN, before=lines)
 
     def _logon_error(self: FTPSession, failure: Failure, name: str) -> defer.Deferred[Reply]:
         reply = R.LOGON_FAILED
-        if failure.check(LogonRefused):
+        if failure.check(LogonRefusedError):
             reply = failure.value.reply
             why = failure.value.reason
         elif failure.check(UnauthorizedLogin, LoginFailed):
@@ -193,11 +193,11 @@ class AccessCommands:
         self.state.reset_login()
         self.state.host = None
         self.set_site(self.endpoint.default_site(self.local_host))
-        return Reply(220, ("REIN command successful.",))
+        return format_reply(R.REIN_OK)
 
     def ftp_QUIT(self: FTPSession, argument: str) -> None:
         lines = self.message_lines(self.site_settings().messages.exit_message)
-        self.send(Reply(221, tuple(lines) or ("Goodbye.",)))
+        self.send(message_reply(R.GOODBYE, lines))
         if self.transfer is not None:
             self.transfer.abort("QUIT")
         self.close()

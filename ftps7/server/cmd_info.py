@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ftps7.core import commands, listing
-from ftps7.core.replies import FTPError, R, Reply
+from ftps7.core.replies import FTPError, R, Reply, format_reply, framed_reply
 
 if TYPE_CHECKING:
     from ftps7.server.protocol import FTPSession
@@ -43,7 +43,8 @@ class InfoCommands:
         return sorted(lines)
 
     def ftp_FEAT(self: FTPSession, argument: str) -> Reply:
-        return Reply(211, ("Extensions supported:", *(" " + f for f in self.features()), "END"))
+        features = tuple(" " + f for f in self.features())
+        return framed_reply(R.FEATURES, after=(*features, R.FEATURES_END.template))
 
     def ftp_OPTS(self: FTPSession, argument: str) -> Any:
         option, _, value = argument.strip().partition(" ")
@@ -63,7 +64,7 @@ class InfoCommands:
             chosen = listing.select_facts(value)
             self.state.mlst_facts = frozenset(chosen)
             text = "".join(f"{fact};" for fact in chosen)
-            return Reply(200, (f"MLST OPTS {text}",))
+            return format_reply(R.MLST_OPTS, facts=text)
         raise FTPError(R.PARAMETER_NOT_IMPLEMENTED)
 
     def ftp_HELP(self: FTPSession, argument: str) -> Reply:
@@ -72,10 +73,12 @@ class InfoCommands:
             spec = commands.lookup(topic)
             if spec is None:
                 raise FTPError(R.UNKNOWN_COMMAND, command=topic[:40])
-            return Reply(214, (f"Syntax: {spec.help}",))
+            return format_reply(R.HELP_TOPIC, syntax=spec.help)
         names = sorted(set(commands.COMMANDS) | set(commands.ALIASES))
-        rows = [" " + "  ".join(f"{n:<5}" for n in names[i : i + 8]) for i in range(0, len(names), 8)]
-        return Reply(214, (R.HELP.template, *rows, R.HELP_END.template))
+        rows = [
+            " " + "  ".join(f"{n:<5}" for n in names[i : i + 8]) for i in range(0, len(names), 8)
+        ]
+        return framed_reply(R.HELP, after=(*rows, R.HELP_END.template))
 
     def ftp_SYST(self: FTPSession, argument: str) -> R:
         return R.SYSTEM_TYPE
@@ -99,12 +102,16 @@ class InfoCommands:
             lines.append(f" Site {self.state.site.name}")
         if self.state.identity is not None:
             lines.append(f" Logged in as {self.state.identity.name}")
-        lines.append(f" TLS: {self.state.tls.value}; data protection: "
-                     f"{'private' if self.state.prot_private else 'clear'}")
-        lines.append(f" TYPE: {'ASCII' if self.state.params.type_ascii else 'BINARY'}; "
-                     "STRUcture: File; transfer MODE: Stream")
+        lines.append(
+            f" TLS: {self.state.tls.value}; data protection: "
+            f"{'private' if self.state.prot_private else 'clear'}"
+        )
+        lines.append(
+            f" TYPE: {'ASCII' if self.state.params.type_ascii else 'BINARY'}; "
+            "STRUcture: File; transfer MODE: Stream"
+        )
         if self.transfer is not None:
             lines.append(f" {self.transfer.describe()}")
         else:
             lines.append(" No data connection")
-        return Reply(211, (*lines, R.STAT_END.template))
+        return framed_reply(R.STAT_END, before=lines)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from twisted.logger import Logger
 
 from ftps7.core import tlspolicy
-from ftps7.core.replies import FTPError, R, Reply
+from ftps7.core.replies import FTPError, R, Reply, format_reply, framed_reply
 from ftps7.server.session import TlsState
 
 if TYPE_CHECKING:
@@ -33,13 +33,9 @@ class SecurityCommands:
         if context is None:
             # IIS's multi-line refusal, as FileZilla shows it (seeds/ftp75-host-header-and-ssl.txt).
             self.send(
-                Reply(
-                    534,
-                    (
-                        "Local policy on server does not allow TLS secure connections.",
-                        " Error details: SSL certificate was not configured.",
-                        "End",
-                    ),
+                framed_reply(
+                    R.TLS_NOT_CONFIGURED,
+                    after=(" Error details: SSL certificate was not configured.", "End"),
                 )
             )
             return
@@ -69,12 +65,14 @@ class SecurityCommands:
             raise FTPError(R.SYNTAX_ERROR)
         self.state.pbsz = True
         # RFC 4217 §9: TLS needs no buffer; any value is answered with PBSZ=0.
-        return Reply(200, ("PBSZ=0",))
+        return format_reply(R.PBSZ_OK)
 
     def ftp_PROT(self: FTPSession, argument: str) -> R:
         level = argument.strip().upper()
         if self.state.tls is not TlsState.PROTECTED:
-            raise FTPError(R.PBSZ_BEFORE_AUTH if self.state.tls is TlsState.CLEAR else R.BAD_SEQUENCE)
+            raise FTPError(
+                R.PBSZ_BEFORE_AUTH if self.state.tls is TlsState.CLEAR else R.BAD_SEQUENCE
+            )
         if not self.state.pbsz:
             raise FTPError(R.PROT_BEFORE_PBSZ)
         if level in ("S", "E"):

@@ -203,6 +203,7 @@ class TransferCommands:
             from ftps7.tls.contexts import ServerConnectionCreator
 
             context = self.session_context()
+            assert context is not None  # PROT P exists only after a handshake
             connection.start_tls(ServerConnectionCreator(lambda: context))
         else:
             connection.mark_clear()
@@ -385,13 +386,16 @@ class TransferCommands:
         code_text = f"Opening {mode} mode data connection{suffix}."
         self.send(Reply(150, (code_text,)))
 
-    async def _finish_send(self: FTPSession, transfer: Transfer, connection: DataConnection) -> Reply:
+    async def _finish_send(
+        self: FTPSession, transfer: Transfer, connection: DataConnection
+    ) -> Reply:
         """Close after a download/listing and wait until the peer has everything."""
         connection.transport.loseConnection()  # type: ignore[union-attr]
         if not connection.is_closed:
             pending = connection.closed
-            pending.addTimeout(self.site_settings().connections.data_channel_timeout or 30.0,
-                               self.server.clock)
+            pending.addTimeout(
+                self.site_settings().connections.data_channel_timeout or 30.0, self.server.clock
+            )
             transfer.pending = pending
             try:
                 await pending
@@ -433,8 +437,15 @@ class TransferCommands:
 
         return self._start("RETR", path, body)
 
-    def _upload(self: FTPSession, command: str, path: str, *, append: bool, offset: int,
-                unique_name: str | None = None) -> Any:
+    def _upload(
+        self: FTPSession,
+        command: str,
+        path: str,
+        *,
+        append: bool,
+        offset: int,
+        unique_name: str | None = None,
+    ) -> Any:
         async def body(transfer: Transfer) -> Reply:
             target = await self.state.shell.open_for_writing(
                 path, append=append, offset=offset, unique=unique_name is not None
@@ -570,7 +581,8 @@ class TransferCommands:
             if (
                 kind == "LIST"
                 and reply.code == 226
-                and self.site_settings().directory_browse.show_flags & ShowFlags.DISPLAY_AVAILABLE_BYTES
+                and self.site_settings().directory_browse.show_flags
+                & ShowFlags.DISPLAY_AVAILABLE_BYTES
             ):
                 free = await self.state.shell.free_bytes(path)
                 return Reply(226, (listing.available_bytes_text(free), "Transfer complete."))
@@ -597,4 +609,3 @@ class TransferCommands:
         transfer.abort("ABOR")
         self.send(format_reply(R.TRANSFER_ABORTED))
         return Reply(226, ("ABOR command successful.",))
-

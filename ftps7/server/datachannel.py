@@ -31,7 +31,7 @@ from twisted.internet.interfaces import (
     IReactorTCP,
     IReactorTime,
 )
-from twisted.internet.protocol import ClientFactory, Factory, Protocol
+from twisted.internet.protocol import ClientFactory, Protocol, ServerFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -95,7 +95,8 @@ class DataConnection(Protocol):
         self._held.append(data)
         self._held_size += len(data)
         if self._held_size > 1 << 20:
-            self.transport.pauseProducing()  # type: ignore[attr-defined]
+            transport: Any = self.transport
+            transport.pauseProducing()
 
     def attach_sink(self, sink: Callable[[bytes], None]) -> None:
         self.sink = sink
@@ -104,7 +105,8 @@ class DataConnection(Protocol):
         for chunk in held:
             sink(chunk)
         if not self.is_closed:
-            self.transport.resumeProducing()  # type: ignore[attr-defined]
+            transport: Any = self.transport
+            transport.resumeProducing()
 
     def connectionLost(self, reason: Failure = error.ConnectionDone) -> None:  # type: ignore[assignment]
         self.is_closed = True
@@ -120,7 +122,10 @@ class DataConnection(Protocol):
     @property
     def clean_close(self) -> bool:
         """FIN on a clear connection, close_notify on a TLS one (RESEARCH.md §2.2)."""
-        return self.close_reason is not None and self.close_reason.check(error.ConnectionDone) is not None
+        return (
+            self.close_reason is not None
+            and self.close_reason.check(error.ConnectionDone) is not None
+        )
 
     def peer_host(self) -> str:
         return normalize(self.transport.getPeer().host)  # type: ignore[union-attr]
@@ -134,13 +139,13 @@ class DataConnection(Protocol):
         return self.transport.getHandle()  # type: ignore[union-attr]
 
 
-class _PassiveFactory(Factory):
+class _PassiveFactory(ServerFactory):
     noisy = False
 
     def __init__(self, listener: PassiveListener) -> None:
         self.listener = listener
 
-    def buildProtocol(self, addr: IAddress) -> Protocol | None:
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
         return self.listener._accept(addr)
 
 
@@ -183,7 +188,7 @@ class PassiveListener:
             return int(self.port.getHost().port)  # type: ignore[attr-defined]
         raise error.CannotListenError(interface, high, OSError("passive port range exhausted"))
 
-    def _accept(self, addr: IAddress) -> DataConnection | None:
+    def _accept(self, addr: IAddress | None) -> DataConnection | None:
         if self.connection is not None:
             return None
         peer = normalize(getattr(addr, "host", ""))
@@ -224,7 +229,7 @@ class _ActiveFactory(ClientFactory):
             self.result.callback(connection)
         return connection
 
-    def buildProtocol(self, addr: IAddress) -> Protocol:
+    def buildProtocol(self, addr: IAddress | None) -> Protocol:
         return self.connection
 
     def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:

@@ -29,7 +29,7 @@ class FTPFactory(Factory):
         self.state = state
         self.endpoint = endpoint
 
-    def buildProtocol(self, addr: IAddress) -> Protocol:
+    def buildProtocol(self, addr: IAddress | None) -> Protocol:
         return FTPSession(self.state, self.endpoint)
 
 
@@ -69,7 +69,7 @@ def _interfaces(ip: str) -> list[str]:
 def listener_services(state: ServerState, endpoints: list[EndpointSites]) -> list[service.Service]:
     services: list[service.Service] = []
     for endpoint in endpoints:
-        factory: Factory = FTPFactory(state, endpoint)
+        factory: Any = FTPFactory(state, endpoint)
         if endpoint.implicit:
             factory = TLSMemoryBIOFactory(ImplicitCreator(), False, factory)
             factory.noisy = False

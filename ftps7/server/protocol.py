@@ -33,7 +33,7 @@ from ftps7.core import commands, tlspolicy
 from ftps7.core import messages as message_text
 from ftps7.core.commands import Arg
 from ftps7.core.lines import Line, LineParser, split_command
-from ftps7.core.replies import FTPError, R, Reply, format_reply, render
+from ftps7.core.replies import FTPError, R, Reply, format_reply, message_reply, render
 from ftps7.server.addresses import normalize
 from ftps7.server.cmd_access import AccessCommands
 from ftps7.server.cmd_files import FileCommands
@@ -110,8 +110,9 @@ class FTPSession(
 
     # ------------------------------------------------------------ connection
     def connectionMade(self) -> None:
-        peer = self.transport.getPeer()  # type: ignore[union-attr]
-        host = self.transport.getHost()  # type: ignore[union-attr]
+        transport: Any = self.transport
+        peer = transport.getPeer()
+        host = transport.getHost()
         self.peer_host, self.peer_port = normalize(peer.host), peer.port
         self.local_host, self.local_port = normalize(host.host), host.port
         self.server.sessions.add(self)
@@ -149,9 +150,7 @@ class FTPSession(
 
     def _max_clients_reply(self, site: Site | None) -> Reply:
         text = site.ftp_server.messages.max_clients_message if site is not None else ""
-        if not text:
-            return Reply(421, ("Too many users, try again later.",))
-        return Reply(421, tuple(self.message_lines(text)) or ("Too many users, try again later.",))
+        return message_reply(R.TOO_MANY_CONNECTIONS, self.message_lines(text))
 
     def connectionLost(self, reason: Failure = error.ConnectionDone) -> None:  # type: ignore[assignment]
         self._closing = True
@@ -250,7 +249,8 @@ class FTPSession(
     def tls_handle(self) -> SSL.Connection | None:
         transport = self.transport
         if transport is not None and ISSLTransport.providedBy(transport):
-            return transport.getHandle()  # type: ignore[no-any-return]
+            handle: SSL.Connection = transport.getHandle()  # type: ignore[attr-defined]
+            return handle
         return None
 
     def on_server_name(self, server_name: bytes | None) -> None:
@@ -413,7 +413,7 @@ class FTPSession(
             # known at all, the handler's "use HOST" reply is the useful one.
             target = self.user_target_site(argument)
             if target is None and self.state.site is None:
-                return getattr(self, "ftp_USER")
+                return self.ftp_USER
             if target is not None:
                 policy_settings = target.ftp_server
         refusal = tlspolicy.control_refusal(
@@ -441,7 +441,7 @@ class FTPSession(
         if not messages.suppress_default_banner:
             lines.append(self.server.banner)
         lines.extend(self.message_lines(messages.banner_message))
-        return Reply(220, tuple(lines) or (self.server.banner,))
+        return message_reply(R.GREETING, lines, text=self.server.banner)
 
     def message_lines(self, text: str) -> list[str]:
         if not text:

@@ -29,7 +29,7 @@ class IFTPSiteShell(Interface):
     """The avatar interface: a user's `SiteShell` on one site."""
 
 
-class LogonRefused(Exception):
+class LogonRefusedError(Exception):
     """The credentials were right but the user may not log on here."""
 
     def __init__(self, reply: R, reason: str) -> None:
@@ -56,7 +56,7 @@ class SiteRealm:
         self.hidden = config.server.request_filtering.hidden_segments
         self.namespace = SiteNamespace(site.virtual_directories, "/", self.hidden)
 
-    def requestAvatar(
+    def requestAvatar(  # type: ignore[override]
         self, avatarId: object, mind: object, *interfaces: Any
     ) -> defer.Deferred[tuple[Any, SiteShell, Callable[[], None]]]:
         if IFTPSiteShell not in interfaces:
@@ -72,7 +72,9 @@ class SiteRealm:
         if not self.authorizer.can_log_on(
             site.name, identity.name, identity.groups, identity.anonymous
         ):
-            raise LogonRefused(R.LOGON_FAILED, "no authorization rule grants access to the site")
+            raise LogonRefusedError(
+                R.LOGON_FAILED, "no authorization rule grants access to the site"
+            )
         try:
             plan = isolation.plan(
                 site.ftp_server.user_isolation,
@@ -83,7 +85,7 @@ class SiteRealm:
                 self.namespace.is_dir,
             )
         except isolation.IsolationError as exc:
-            raise LogonRefused(R.HOME_INACCESSIBLE, str(exc)) from None
+            raise LogonRefusedError(R.HOME_INACCESSIBLE, str(exc)) from None
         user_namespace = plan.namespace(site.virtual_directories, self.hidden)
         shell = SiteShell(
             site_name=site.name,

@@ -17,6 +17,7 @@ the original file exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -102,20 +103,16 @@ class UploadTarget:
         if self.finished:
             return False
         self.finished = True
-        try:
+        with contextlib.suppress(OSError):
             self.handle.close()
-        except OSError:
-            pass
         if self.keep_partial and not os.path.lexists(self.final_path):
             try:
                 os.rename(self.temp_path, self.final_path)
                 return True
             except OSError:
                 pass
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.temp_path)
-        except FileNotFoundError:
-            pass
         return False
 
 
@@ -191,7 +188,9 @@ class SiteShell:
         except paths.PathError:
             raise FTPError(R.PATH_UNAVAILABLE) from None
 
-    def _checked(self, user_path: str, permission: Permission, *, for_create: bool = False) -> Resolved:
+    def _checked(
+        self, user_path: str, permission: Permission, *, for_create: bool = False
+    ) -> Resolved:
         self._filter(user_path)
         self._need(user_path, permission)
         return self._resolve(user_path, for_create=for_create)

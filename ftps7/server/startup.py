@@ -44,9 +44,7 @@ def prepare(state: ServerState) -> None:
 def build_listeners(state: ServerState) -> list[service.Service]:
     endpoints = plan_listeners(state.config.sites)
     for endpoint in endpoints:
-        names = ", ".join(
-            f"{site.name}" for site in endpoint.all_sites()
-        )
+        names = ", ".join(f"{site.name}" for site in endpoint.all_sites())
         log.info(
             "listening on {ip}:{port} ({kind}) for {sites}",
             ip=endpoint.ip,

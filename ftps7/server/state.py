@@ -98,9 +98,9 @@ class IpFilter:
         address = ipaddress.ip_address(host)
         best: tuple[int, bool] | None = None
         for network, allowed in self.rules:
-            if address.version == network.version and address in network:
-                if best is None or network.prefixlen > best[0]:
-                    best = (network.prefixlen, allowed)
+            matches = address.version == network.version and address in network
+            if matches and (best is None or network.prefixlen > best[0]):
+                best = (network.prefixlen, allowed)
         return self.allow_unlisted if best is None else best[1]
 
 
@@ -155,9 +155,7 @@ class ServerState:
             else None
         )
         self.extra_checkers = list(extra_checkers)
-        self.portals: dict[str, Portal] = {
-            site.name: self._portal(site) for site in config.sites
-        }
+        self.portals: dict[str, Portal] = {site.name: self._portal(site) for site in config.sites}
 
     # --------------------------------------------------------------- threads
     def run_io(self, function: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:

@@ -50,6 +50,7 @@ __all__ = [
     "normalize_thumbprint",
     "order_chain",
     "pem_private_key_block",
+    "thumbprint_of",
 ]
 
 PrivateKey = (
@@ -97,6 +98,11 @@ def normalize_thumbprint(text: str) -> str:
     ignored here so a pasted value just works.
     """
     return _THUMBPRINT_NOISE.sub("", text).upper()
+
+
+def thumbprint_of(cert: x509.Certificate) -> str:
+    """IIS's name for a certificate: SHA-1 of its DER, upper-case hex."""
+    return cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - the IIS format
 
 
 def is_thumbprint(text: str) -> bool:
@@ -234,7 +240,7 @@ class StoredCertificate:
         """Derive every field from the certificate (and convert for pyOpenSSL once)."""
         dns_names, ip_addresses = _san_names(leaf)
         return cls(
-            thumbprint=leaf.fingerprint(hashes.SHA1()).hex().upper(),  # noqa: S303 - IIS's thumbprint
+            thumbprint=thumbprint_of(leaf),
             name=name,
             path=path,
             leaf=leaf,
@@ -569,6 +575,13 @@ class CertificateStore:
                 raise CertificateStoreError(
                     f"{existing} already exists; choose another name or delete it first"
                 )
+        thumbprint = thumbprint_of(leaf)
+        duplicate = self.find(store_name, thumbprint)
+        if duplicate is not None:
+            raise CertificateStoreError(
+                f"certificate {thumbprint} is already in store {normalize_store_name(store_name)}"
+                f" as {duplicate.name!r} ({duplicate.path})"
+            )
         pem_data = b"".join(
             c.public_bytes(serialization.Encoding.PEM) for c in (leaf, *chain)
         )

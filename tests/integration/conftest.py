@@ -52,8 +52,15 @@ class Running:
         context = ssl.create_default_context(cadata=self.cert_pem.decode())
         return context
 
-    def ftps(self, *, login: bool = True, user: str = "alice", prot_p: bool = True,
-             reuse: bool = True, port: int | None = None) -> ReusingFTP_TLS:
+    def ftps(
+        self,
+        *,
+        login: bool = True,
+        user: str = "alice",
+        prot_p: bool = True,
+        reuse: bool = True,
+        port: int | None = None,
+    ) -> ReusingFTP_TLS:
         client = ReusingFTP_TLS(context=self.client_context(), timeout=20)
         client.reuse_session = reuse
         client.connect(self.host, port or self.port)

@@ -55,9 +55,14 @@ class SiteSpec:
     security_extra: str = ""  # more XML inside <ftpServer><security>
 
 
+def _binding_parts(spec: str) -> tuple[str, str]:
+    protocol, information = spec.split(":", 1)
+    return protocol, quoteattr(information)
+
+
 def _site_xml(site: SiteSpec) -> str:
     bindings = "\n".join(
-        f'<binding protocol="{b.split(":", 1)[0]}" bindingInformation={quoteattr(b.split(":", 1)[1])} />'
+        '<binding protocol="{}" bindingInformation={} />'.format(*_binding_parts(b))
         for b in site.bindings
     )
     vdirs = "\n".join(
@@ -74,7 +79,8 @@ def _site_xml(site: SiteSpec) -> str:
         <bindings>{bindings}</bindings>
         <ftpServer>
           <security>
-            <ssl{cert} controlChannelPolicy="{site.control_policy}" dataChannelPolicy="{site.data_policy}" />
+            <ssl{cert} controlChannelPolicy="{site.control_policy}"
+                 dataChannelPolicy="{site.data_policy}" />
             <authentication>
               <anonymousAuthentication enabled="{str(site.anonymous).lower()}" />
               <basicAuthentication enabled="{str(site.basic).lower()}" />
@@ -121,8 +127,9 @@ def write_config(
     return path
 
 
-def rule(*, users: str = "", roles: str = "", permissions: str = "Read, Write",
-         access: str = "Allow") -> str:
+def rule(
+    *, users: str = "", roles: str = "", permissions: str = "Read, Write", access: str = "Allow"
+) -> str:
     who = ""
     if users:
         who += f" users={quoteattr(users)}"
@@ -160,8 +167,16 @@ class ServerProcess:
     def start(self, timeout: float = 30.0) -> ServerProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", "--logfile=-", "ftps7", "--config", str(self.config),
-             *self.extra_args],
+            [
+                TWISTD,
+                "-n",
+                "--pidfile=",
+                "--logfile=-",
+                "ftps7",
+                "--config",
+                str(self.config),
+                *self.extra_args,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

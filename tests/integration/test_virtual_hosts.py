@@ -18,7 +18,14 @@ from ftps7.auth.accounts import AccountsFile
 from ftps7.tls.certgen import new_self_signed
 from ftps7.tls.store import CertificateStore
 from tests.integration.conftest import USERS, ReusingFTP_TLS
-from tests.integration.harness import ServerProcess, SiteSpec, free_port, location, rule, write_config
+from tests.integration.harness import (
+    ServerProcess,
+    SiteSpec,
+    free_port,
+    location,
+    rule,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -84,13 +91,21 @@ def _start(tmp_path: Path, *, default_site: bool) -> VHosts:
         (root / "default.txt").write_text("this is the default site\n")
         roots["default"] = root
         sites.append(
-            SiteSpec(name="default", id=9, bindings=[f"ftp:*:{port}:"], root=str(root),
-                     cert_hash=stored.thumbprint)
+            SiteSpec(
+                name="default",
+                id=9,
+                bindings=[f"ftp:*:{port}:"],
+                root=str(root),
+                cert_hash=stored.thumbprint,
+            )
         )
     locations = "".join(location(spec.name, "", rule(roles="ftpusers")) for spec in sites)
     config = write_config(
-        tmp_path / "ftps7.config", sites, store=str(tmp_path / "certs"),
-        accounts=str(tmp_path / "users"), locations=locations,
+        tmp_path / "ftps7.config",
+        sites,
+        store=str(tmp_path / "certs"),
+        accounts=str(tmp_path / "users"),
+        locations=locations,
     )
     process = ServerProcess(config).start()
     return VHosts(port, process, certs, ders, roots, tmp_path)
@@ -244,10 +259,21 @@ def test_no_default_site_requires_a_host(vhosts_no_default: VHosts) -> None:
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl_sni(vhosts: VHosts) -> None:
     result = subprocess.run(
-        ["curl", "-sS", "--ssl-reqd", "--cacert", vhosts.ca_file("alpha"),
-         "--resolve", f"alpha.test:{vhosts.port}:127.0.0.1",
-         "-u", "alice:alice-pw", f"ftp://alpha.test:{vhosts.port}/alpha.txt"],
-        capture_output=True, timeout=60, check=False,
+        [
+            "curl",
+            "-sS",
+            "--ssl-reqd",
+            "--cacert",
+            vhosts.ca_file("alpha"),
+            "--resolve",
+            f"alpha.test:{vhosts.port}:127.0.0.1",
+            "-u",
+            "alice:alice-pw",
+            f"ftp://alpha.test:{vhosts.port}/alpha.txt",
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"this is alpha\n"

@@ -236,7 +236,7 @@ def test_import_pkcs12_needs_its_password(
 
     assert run(config, "cert", "import", str(pfx), "--password-stdin", stdin="wrong\n") == 1
     err = capsys.readouterr().err
-    assert "cannot import" in err and "Traceback" not in err
+    assert "wrong password" in err and "Traceback" not in err
     assert not (config.parent / "certs" / "MY" / "locked.pem").exists()
 
 
@@ -283,6 +283,8 @@ def test_import_refuses_overwrite_and_garbage(
     capsys.readouterr()
     assert run(config, "cert", "import", str(bundle)) == 1
     assert "--name" in capsys.readouterr().err
+    assert run(config, "cert", "import", str(bundle), "--name", "again") == 1
+    assert "already in store MY as 'ftp'" in capsys.readouterr().err
 
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"\x00\x01 nothing")

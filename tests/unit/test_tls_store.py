@@ -257,6 +257,15 @@ def test_add_refuses_to_overwrite(tmp_path: Path, pki: Pki) -> None:
     assert (tmp_path / "MY" / "ftp.pem").read_bytes() == before
 
 
+def test_add_refuses_a_certificate_already_in_the_store(tmp_path: Path, pki: Pki) -> None:
+    store = CertificateStore(str(tmp_path))
+    store.add("MY", pki.server.cert, [], pki.server.key, "first")
+    with pytest.raises(CertificateStoreError, match="already in store MY as 'first'"):
+        store.add("my", pki.server.cert, [], pki.server.key, "second")
+    assert not (tmp_path / "MY" / "second.key").exists()
+    store.add("WebHosting", pki.server.cert, [], pki.server.key, "second")  # another store
+
+
 def test_add_refuses_a_key_that_does_not_match(tmp_path: Path, pki: Pki) -> None:
     with pytest.raises(CertificateStoreError, match="does not belong"):
         CertificateStore(str(tmp_path)).add("MY", pki.server.cert, [], make_key(), "x")
