@@ -215,8 +215,11 @@ def _load_pem_bundle(
     if block is not None:
         try:
             loaded = serialization.load_pem_private_key(block, password=password)
-        except TypeError as error:  # encrypted key, no password given
-            raise PasswordRequiredError("the private key is encrypted") from error
+        except TypeError as error:
+            if password is None:  # an encrypted key and no password
+                raise PasswordRequiredError("the private key is encrypted") from error
+            # a password was given but this key is not encrypted
+            loaded = serialization.load_pem_private_key(block, password=None)
         if not isinstance(loaded, PrivateKey):
             raise ValueError(f"{origin}: unsupported private key type {type(loaded).__name__}")
         key = loaded
@@ -280,6 +283,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         try:
             leaf, chain, key = load_bundle(data, password, args.file)
         except PasswordRequiredError:
+            if password is not None:
+                raise
             password = _password(args, f"Password for {args.file}: ")
             if password is None:
                 raise CommandError(

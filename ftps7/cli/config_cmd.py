@@ -49,8 +49,20 @@ def check_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    sys.stdout.write(format_report(config, certificate_lookup(config)))
+    sys.stdout.write(
+        format_report(config, certificate_lookup(config), extra_warnings(config))
+    )
     return 0
+
+
+def extra_warnings(config: ServerConfig) -> list[str]:
+    """Warnings that need the certificates themselves (virtual hosts)."""
+    try:
+        from ftps7.tls.store import CertificateStore
+        from ftps7.tls.vhostcheck import virtual_host_warnings
+    except ImportError:
+        return []
+    return virtual_host_warnings(config, CertificateStore(config.ftps7.certificate_store.path))
 
 
 def certificate_lookup(config: ServerConfig) -> CertificateLookup | None:

@@ -11,7 +11,7 @@ the store does not hold it.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from ftps7.config import model as m
 
@@ -377,7 +377,9 @@ def _server_lines(config: m.ServerConfig) -> Iterable[str]:
 
 
 def format_report(
-    config: m.ServerConfig, certificate_lookup: CertificateLookup | None = None
+    config: m.ServerConfig,
+    certificate_lookup: CertificateLookup | None = None,
+    extra_warnings: Sequence[str] = (),
 ) -> str:
     """The effective configuration: sites, endpoints, server settings, then WARNINGS."""
     lines = [f"Configuration {config.path}: OK", ""]
@@ -387,7 +389,7 @@ def format_report(
         lines += [*_site_lines(site, config, certificate_lookup), ""]
     lines += [*_endpoint_lines(config), ""]
     lines += [*_server_lines(config), ""]
-    warnings = report_warnings(config, certificate_lookup)
+    warnings = [*report_warnings(config, certificate_lookup), *extra_warnings]
     lines.append(f"WARNINGS ({len(warnings)}):" if warnings else "WARNINGS: none")
     lines += [f"  - {warning}" for warning in warnings]
     return "\n".join(lines) + "\n"

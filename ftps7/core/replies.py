@@ -20,7 +20,7 @@ class R(enum.Enum):
 
     # 1xx
     OPENING_DATA = (150, "Opening {mode} mode data connection{suffix}.")
-    OPENING_DATA_UNIQUE = (150, "FILE: {name}")
+    OPENING_DATA_UNIQUE = (150, "FILE: {file}")
     # 2xx
     TYPE_SET = (200, "Type set to {type}.")
     MODE_SET = (200, "Mode S ok.")
@@ -51,7 +51,7 @@ class R(enum.Enum):
     ABOR_NO_TRANSFER = (225, "ABOR command successful.")
     ABOR_OK = (226, "ABOR command successful.")
     TRANSFER_COMPLETE = (226, "Transfer complete.")
-    TRANSFER_COMPLETE_UNIQUE = (226, "Transfer complete (unique file name: {name}).")
+    TRANSFER_COMPLETE_UNIQUE = (226, "Transfer complete (unique file name: {file}).")
     PASV = (227, "Entering Passive Mode ({numbers}).")
     EPSV = (229, "Entering Extended Passive Mode (|||{port}|)")
     LOGGED_IN = (230, "User logged in.")
@@ -180,13 +180,13 @@ def render(code: int, lines: Sequence[str]) -> bytes:
     return ("\r\n".join(out) + "\r\n").encode("utf-8", "surrogateescape")
 
 
-def format_reply(name: R, **arguments: object) -> Reply:
+def format_reply(name: R, /, **arguments: object) -> Reply:
     """Render the named reply with its template arguments."""
     return Reply(name.code, (name.template.format(**arguments),))
 
 
 def framed_reply(
-    name: R, *, before: Sequence[str] = (), after: Sequence[str] = (), **arguments: object
+    name: R, /, *, before: Sequence[str] = (), after: Sequence[str] = (), **arguments: object
 ) -> Reply:
     """The named reply with more lines around its text, all under its code.
 
@@ -198,7 +198,7 @@ def framed_reply(
     return Reply(name.code, (*before, name.template.format(**arguments), *after))
 
 
-def message_reply(name: R, lines: Sequence[str], **arguments: object) -> Reply:
+def message_reply(name: R, lines: Sequence[str], /, **arguments: object) -> Reply:
     """A configured message under the named reply's code, or its own text if empty.
 
     IIS replaces the default text with ``bannerMessage``, ``exitMessage`` or

@@ -22,8 +22,11 @@ from ftps7.core.replies import R
 
 #: Commands a client may send on a clear channel even when SslRequire is in force:
 #: what it needs to discover and negotiate TLS, pick a virtual host, or leave.
+#: PBSZ, PROT and CCC pass so that their own RFC 4217 replies (503 before AUTH,
+#: 533 for CCC on an unprotected channel) name the real problem.
 NEGOTIATION_COMMANDS = frozenset(
-    {"AUTH", "FEAT", "HOST", "QUIT", "NOOP", "SYST", "HELP", "CLNT", "OPTS", "PBSZ", "PROT"}
+    {"AUTH", "FEAT", "HOST", "QUIT", "NOOP", "SYST", "HELP", "CLNT", "OPTS", "PBSZ", "PROT",
+     "CCC"}
 )
 
 #: Commands that carry credentials (SslRequireCredentialsOnly protects exactly these).

@@ -9,7 +9,7 @@ from twisted.internet import defer
 
 from ftps7.config.model import Permission
 from ftps7.core import listing, paths
-from ftps7.core.replies import FTPError, R, Reply
+from ftps7.core.replies import FTPError, R, Reply, format_reply, framed_reply
 
 if TYPE_CHECKING:
     from ftps7.server.protocol import FTPSession
@@ -29,36 +29,36 @@ class FileCommands:
             raise FTPError(R.BAD_FILENAME) from None
 
     def ftp_PWD(self: FTPSession, argument: str) -> Reply:
-        return Reply(257, (f'"{quote(self.state.cwd)}" is current directory.',))
+        return format_reply(R.CURRENT_DIRECTORY, path=quote(self.state.cwd))
 
-    def ftp_CWD(self: FTPSession, argument: str) -> defer.Deferred[R]:
+    def ftp_CWD(self: FTPSession, argument: str) -> defer.Deferred[Reply]:
         target = self.path_argument(argument or self.state.shell.home)
 
-        def changed(path: str) -> R:
+        def changed(path: str) -> Reply:
             self.state.cwd = path
-            return Reply(250, ("CWD command successful.",))  # type: ignore[return-value]
+            return format_reply(R.FILE_ACTION_OK, command="CWD")
 
         return self.state.shell.change_directory(target).addCallback(changed)
 
-    def ftp_CDUP(self: FTPSession, argument: str) -> defer.Deferred[R]:
+    def ftp_CDUP(self: FTPSession, argument: str) -> defer.Deferred[Reply]:
         return self.ftp_CWD("..")
 
     def ftp_MKD(self: FTPSession, argument: str) -> defer.Deferred[Reply]:
         target = self.path_argument(argument)
         return self.state.shell.make_directory(target).addCallback(
-            lambda _: Reply(257, (f'"{quote(target)}" directory created.',))
+            lambda _: format_reply(R.PATH_CREATED, path=quote(target))
         )
 
     def ftp_RMD(self: FTPSession, argument: str) -> defer.Deferred[Reply]:
         target = self.path_argument(argument)
         return self.state.shell.remove_directory(target).addCallback(
-            lambda _: Reply(250, ("RMD command successful.",))
+            lambda _: format_reply(R.FILE_ACTION_OK, command="RMD")
         )
 
     def ftp_DELE(self: FTPSession, argument: str) -> defer.Deferred[Reply]:
         target = self.path_argument(argument)
         return self.state.shell.remove_file(target).addCallback(
-            lambda _: Reply(250, ("DELE command successful.",))
+            lambda _: format_reply(R.FILE_ACTION_OK, command="DELE")
         )
 
     def ftp_RNFR(self: FTPSession, argument: str) -> defer.Deferred[R]:
@@ -78,7 +78,7 @@ class FileCommands:
             raise FTPError(R.RNFR_FIRST)
         target = self.path_argument(argument)
         return self.state.shell.rename(source, target).addCallback(
-            lambda _: Reply(250, ("RNTO command successful.",))
+            lambda _: format_reply(R.FILE_ACTION_OK, command="RNTO")
         )
 
     def ftp_SIZE(self: FTPSession, argument: str) -> defer.Deferred[Reply]:
@@ -90,7 +90,7 @@ class FileCommands:
         def size(entry: listing.Entry) -> Reply:
             if entry.is_dir:
                 raise FTPError(R.NOT_A_FILE)
-            return Reply(213, (str(entry.size),))
+            return format_reply(R.FILE_STATUS, value=entry.size)
 
         return self.state.shell.stat(target).addCallback(size)
 
@@ -100,7 +100,7 @@ class FileCommands:
         def modified(entry: listing.Entry) -> Reply:
             if entry.is_dir:
                 raise FTPError(R.NOT_A_FILE)
-            return Reply(213, (listing.mdtm(entry.mtime),))
+            return format_reply(R.FILE_STATUS, value=listing.mdtm(entry.mtime))
 
         return self.state.shell.stat(target).addCallback(modified)
 
@@ -119,7 +119,7 @@ class FileCommands:
                 set(self.state.mlst_facts),
                 self.perm_for(target, entry.is_dir),
             )
-            return Reply(250, (f"Listing {target}", " " + line, "End"))
+            return framed_reply(R.MLST_BEGIN, after=(" " + line, R.MLST_END.template), path=target)
 
         return self.state.shell.stat(target).addCallback(facts)
 
@@ -130,6 +130,8 @@ class FileCommands:
         target = self.path_argument(list_arguments(argument))
 
         def render(lines: list[str]) -> Reply:
-            return Reply(213, (f"Status of {target}:", *lines, "End of status."))
+            return framed_reply(
+                R.DIRECTORY_STATUS, after=(*lines, R.STAT_END.template), path=target
+            )
 
         return self.listing_lines("LIST", target).addCallback(render)

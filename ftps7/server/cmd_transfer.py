@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 
 from ftps7.config.model import ShowFlags
 from ftps7.core import listing, paths, tlspolicy
-from ftps7.core.replies import FTPError, R, Reply, format_reply
+from ftps7.core.replies import FTPError, R, Reply, format_reply, framed_reply
 from ftps7.server import addresses
 from ftps7.server.datachannel import DataConnection, PassiveListener, connect_active
 from ftps7.server.transfers import FileReceiver, FileSender
@@ -127,10 +127,10 @@ class TransferCommands:
         kind = words[0]
         if kind == "A" and (len(words) == 1 or words[1:] == ["N"]):
             self.state.params.type_ascii = True
-            return Reply(200, ("Type set to A.",))
+            return format_reply(R.TYPE_SET, type="A")
         if kind == "I" and len(words) == 1 or kind == "L" and words[1:] == ["8"]:
             self.state.params.type_ascii = False
-            return Reply(200, ("Type set to I.",))
+            return format_reply(R.TYPE_SET, type="I")
         raise FTPError(R.PARAMETER_NOT_IMPLEMENTED)
 
     def ftp_MODE(self: FTPSession, argument: str) -> R:
@@ -151,7 +151,7 @@ class TransferCommands:
         if not text.isdigit() or len(text) > 19:
             raise FTPError(R.INVALID_RESTART if text.lstrip("-").isdigit() else R.SYNTAX_ERROR)
         self.state.params.rest = int(text)
-        return Reply(350, (f"Restarting at {int(text)}.",))
+        return format_reply(R.RESTARTING, offset=int(text))
 
     # ------------------------------------------------------------ data setup
     def close_data_channel(self: FTPSession) -> None:
@@ -215,20 +215,20 @@ class TransferCommands:
             raise FTPError(R.PASV_IPV6)
         port = self._passive()
         host = self.site_settings().firewall_support.external_ip4_address or self.local_host
-        return Reply(227, (f"Entering Passive Mode ({addresses.pasv_numbers(host, port)}).",))
+        return format_reply(R.PASV, numbers=addresses.pasv_numbers(host, port))
 
     def ftp_EPSV(self: FTPSession, argument: str) -> Reply:
         value = argument.strip().upper()
         local_family = addresses.family(self.local_host)
         if value == "ALL":
             self.state.params.epsv_all = True
-            return Reply(200, ("EPSV ALL command successful.",))
+            return format_reply(R.EPSV_ALL_OK)
         if value and value not in ("1", "2"):
             raise FTPError(R.EPRT_PROTOCOL, families=str(local_family))
         if value and int(value) != local_family:
             raise FTPError(R.EPRT_PROTOCOL, families=str(local_family))
         port = self._passive()
-        return Reply(229, (f"Entering Extended Passive Mode (|||{port}|)",))
+        return format_reply(R.EPSV, port=port)
 
     def _active(self: FTPSession, host: str, port: int, command: str) -> Reply:
         if self.state.params.epsv_all:
@@ -249,7 +249,7 @@ class TransferCommands:
             raise FTPError(R.PORT_DENIED)
         self.close_data_channel()
         self.data = ActiveTarget(addresses.normalize(host), port)
-        return Reply(200, (f"{command} command successful.",))
+        return format_reply(R.PORT_OK, command=command)
 
     def ftp_PORT(self: FTPSession, argument: str) -> Reply:
         host, port = addresses.parse_port(argument)
@@ -383,8 +383,7 @@ class TransferCommands:
     def _opening(self: FTPSession, connection: DataConnection, detail: str = "") -> None:
         mode = "ASCII" if self.state.params.type_ascii else "BINARY"
         suffix = f" for {detail}" if detail else ""
-        code_text = f"Opening {mode} mode data connection{suffix}."
-        self.send(Reply(150, (code_text,)))
+        self.reply(R.OPENING_DATA, mode=mode, suffix=suffix)
 
     async def _finish_send(
         self: FTPSession, transfer: Transfer, connection: DataConnection
@@ -453,7 +452,7 @@ class TransferCommands:
             try:
                 connection = await self._open_data(transfer)
                 if unique_name is not None:
-                    self.send(Reply(150, (f"FILE: {unique_name}",)))
+                    self.reply(R.OPENING_DATA_UNIQUE, file=unique_name)
                 else:
                     self._opening(connection, paths.basename(path))
                 await self._secure(transfer, connection)
@@ -492,7 +491,7 @@ class TransferCommands:
                     return format_reply(R.TRANSFER_ABORTED)
                 await self.server.run_io(target.commit)
                 if unique_name is not None:
-                    return Reply(226, (f"Transfer complete (unique file name: {unique_name}).",))
+                    return format_reply(R.TRANSFER_COMPLETE_UNIQUE, file=unique_name)
                 return format_reply(R.TRANSFER_COMPLETE)
             finally:
                 await self.server.run_io(target.discard)
@@ -585,7 +584,9 @@ class TransferCommands:
                 & ShowFlags.DISPLAY_AVAILABLE_BYTES
             ):
                 free = await self.state.shell.free_bytes(path)
-                return Reply(226, (listing.available_bytes_text(free), "Transfer complete."))
+                return framed_reply(
+                    R.TRANSFER_COMPLETE, before=(listing.available_bytes_text(free),)
+                )
             return reply
 
         return self._start(kind, path, body)
@@ -604,8 +605,8 @@ class TransferCommands:
         transfer = self.transfer
         if transfer is None:
             self.close_data_channel()
-            return Reply(225, ("ABOR command successful.",))
+            return format_reply(R.ABOR_NO_TRANSFER)
         transfer.replied = True
         transfer.abort("ABOR")
         self.send(format_reply(R.TRANSFER_ABORTED))
-        return Reply(226, ("ABOR command successful.",))
+        return format_reply(R.ABOR_OK)

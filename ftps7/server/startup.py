@@ -35,7 +35,10 @@ def prepare(state: ServerState) -> None:
             found = state.store.find(store, thumbprint)
             return found.describe() if found is not None else None
 
-        for warning in report_warnings(config, lookup):
+        from ftps7.tls.vhostcheck import virtual_host_warnings
+
+        warnings = [*report_warnings(config, lookup), *virtual_host_warnings(config, state.store)]
+        for warning in warnings:
             log.warn("configuration: {warning}", warning=warning)
     except ImportError:  # pragma: no cover
         pass

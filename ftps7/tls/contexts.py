@@ -180,9 +180,13 @@ def _set_client_ca_list(
             for decoded in decoded_names:
                 _lib.X509_NAME_free(decoded)
             raise
-        for decoded in decoded_names:  # the stack owns each name once pushed
+        for index, decoded in enumerate(decoded_names):  # the stack owns pushed names
             if not _lib.sk_X509_NAME_push(stack, decoded):
-                _lib.X509_NAME_free(decoded)
+                for pushed in range(_lib.sk_X509_NAME_num(stack)):
+                    _lib.X509_NAME_free(_lib.sk_X509_NAME_value(stack, pushed))
+                _lib.sk_X509_NAME_free(stack)
+                for rest in decoded_names[index:]:
+                    _lib.X509_NAME_free(rest)
                 raise MemoryError("sk_X509_NAME_push")
         _lib.SSL_CTX_set_client_CA_list(ctx._context, stack)  # takes ownership
     for certificate in certificates:
@@ -233,9 +237,10 @@ class TlsContextFactory:
     ) -> SSL.Context:
         """A fresh server context for one FTP session (control and all its data connections).
 
-        ``session_id`` becomes the session ID context: a session can only
-        resume on a context with the same one (use the site's identity; the
-        per-context cache already isolates FTP sessions). ``client_ca_names``
+        ``session_id`` becomes the session ID context (any bytes naming the
+        FTP session or its site; longer than 32 bytes is hashed): a session
+        resumes only on a context with the same one, and the per-context
+        cache already isolates FTP sessions. ``client_ca_names``
         are advertised when a client certificate is requested (CA names or
         CA certificates; usually the ROOT store's subjects).
         """

@@ -450,7 +450,7 @@ class CertificateStore:
             entry = self._server_entry(path)
             if entry is not None and entry.certificate is not None:
                 found.append(entry.certificate)
-        self._forget_missing(folder, seen)
+        self._forget_missing(self._server_cache, folder, seen)
         return sorted(found, key=lambda c: (c.name.lower(), c.thumbprint))
 
     def find(self, store_name: str, thumbprint: str) -> StoredCertificate | None:
@@ -498,12 +498,14 @@ class CertificateStore:
         except OSError as error:
             raise CertificateStoreError(f"cannot read {folder}: {error}") from error
 
-    def _forget_missing(self, folder: Path, seen: set[str]) -> None:
+    def _forget_missing(
+        self, cache: dict[str, _Entry] | dict[str, _CaEntry], folder: Path, seen: set[str]
+    ) -> None:
+        """Drop cache entries (and their problems) of files no longer in ``folder``."""
         prefix = str(folder) + os.sep
         with self._lock:
-            for cache in (self._server_cache, self._ca_cache):
-                for key in [k for k in cache if k.startswith(prefix) and k not in seen]:
-                    del cache[key]
+            for key in [k for k in cache if k.startswith(prefix) and k not in seen]:
+                del cache[key]
 
     def _server_entry(self, path: Path) -> _Entry | None:
         key_path = path.with_suffix(".key")
@@ -545,7 +547,7 @@ class CertificateStore:
             for cert in cached.certificates:
                 if cert not in result:
                     result.append(cert)
-        self._forget_missing(folder, seen)
+        self._forget_missing(self._ca_cache, folder, seen)
         return result
 
     # ---------------------------------------------------------------- writing

@@ -260,6 +260,33 @@ def test_import_encrypted_pem_key(
     assert b"ENCRYPTED" not in key_file.read_bytes()
 
 
+def test_import_pem_with_a_needless_password(
+    config: Path, store: CertificateStore, pki: Pki, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bundle = tmp_path / "plain.pem"
+    bundle.write_bytes(pem(pki.server.cert) + key_pem(pki.server.key))
+    assert run(config, "cert", "import", str(bundle), "--password-stdin", stdin="unused\n") == 0
+    stored = store.find("MY", capsys.readouterr().out.splitlines()[-1])
+    assert stored is not None and stored.has_key
+
+
+def test_import_encrypted_pem_key_without_password(
+    config: Path, pki: Pki, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    locked = pki.server.key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret"),
+    )
+    bundle = tmp_path / "locked.pem"
+    bundle.write_bytes(pem(pki.server.cert) + locked)
+    assert run(config, "cert", "import", str(bundle), stdin="") == 1
+    assert "--password-stdin" in capsys.readouterr().err
+    assert run(config, "cert", "import", str(bundle), "--password-stdin", stdin="bad\n") == 1
+    assert "cannot import" in capsys.readouterr().err
+
+
 def test_import_ca_certificate_into_root(
     config: Path, store: CertificateStore, pki: Pki, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],

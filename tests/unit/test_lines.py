@@ -50,7 +50,10 @@ def test_partial_lines_wait_for_their_end() -> None:
 
 
 def test_byte_by_byte_equals_one_chunk() -> None:
-    data = b"USER alice\r\n\xff\xf4\xff\xf2ABOR\r\nRETR caf\xc3\xa9 \xff\xff.txt\r\nX" + b"y" * 50 + b"\n"
+    data = (
+        b"USER alice\r\n\xff\xf4\xff\xf2ABOR\r\n"
+        b"RETR caf\xc3\xa9 \xff\xff.txt\r\nX" + b"y" * 50 + b"\n"
+    )
     whole = LineParser(32).feed(data)
     assert feed_bytewise(LineParser(32), data) == whole
     assert whole == [

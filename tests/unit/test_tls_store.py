@@ -91,6 +91,20 @@ def test_key_in_separate_key_file(tmp_path: Path, pki: Pki) -> None:
     assert found.key_path == str(tmp_path / "MY" / "site.key")
 
 
+def test_symlinked_certificate_and_key(tmp_path: Path, pki: Pki) -> None:
+    # e.g. certbot's live/fullchain.pem and live/privkey.pem linked into MY/
+    live = tmp_path / "live"
+    write_pem_file(live / "fullchain.pem", [pki.server.cert, pki.intermediate.cert])
+    (live / "privkey.pem").write_bytes(key_pem(pki.server.key))
+    (tmp_path / "certs" / "MY").mkdir(parents=True)
+    (tmp_path / "certs" / "MY" / "ftp.pem").symlink_to(live / "fullchain.pem")
+    (tmp_path / "certs" / "MY" / "ftp.key").symlink_to(live / "privkey.pem")
+
+    (found,) = CertificateStore(str(tmp_path / "certs")).list()
+
+    assert found.has_key and found.chain == (pki.intermediate.cert,)
+
+
 def test_certificate_without_key_is_listed_without_key(tmp_path: Path, pki: Pki) -> None:
     write_pem_file(tmp_path / "MY" / "nokey.pem", [pki.server.cert])
     (found,) = CertificateStore(str(tmp_path)).list()
