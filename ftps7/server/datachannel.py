@@ -18,10 +18,12 @@ and report a transfer done whatever way the connection closed. Here:
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 from typing import Any
 
+from OpenSSL import SSL
 from twisted.internet import defer, error
 from twisted.internet.interfaces import (
     IAddress,
@@ -37,6 +39,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ftps7.server.addresses import normalize
+from ftps7.tls.session import preserve_session
 
 log = Logger()
 
@@ -57,6 +60,7 @@ class DataConnection(Protocol):
         self.secured: defer.Deferred[None] = defer.Deferred()
         self.closed: defer.Deferred[None] = defer.Deferred()
         self.tls = False
+        self.handshake_done = False
         self.is_closed = False
         self.close_reason: Failure | None = None
         self.sink: Callable[[bytes], None] | None = None
@@ -82,6 +86,7 @@ class DataConnection(Protocol):
             self.secured.callback(None)
 
     def handshakeCompleted(self) -> None:
+        self.handshake_done = True
         if not self.secured.called:
             self.secured.callback(None)
 
@@ -111,6 +116,11 @@ class DataConnection(Protocol):
     def connectionLost(self, reason: Failure = error.ConnectionDone) -> None:  # type: ignore[assignment]
         self.is_closed = True
         self.close_reason = reason
+        if self.handshake_done and not reason.check(SSL.Error):
+            # An aborted TLS 1.2 data connection would otherwise evict the
+            # control session from the cache and break every later resumption.
+            with contextlib.suppress(Exception):
+                preserve_session(self.tls_connection())
         if not self.connected_d.called:
             self.connected_d.errback(reason)
         if not self.secured.called:

@@ -29,11 +29,12 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ftps7.config.model import ConnectionSettings, SiteFtpServer
-from ftps7.core import commands, tlspolicy
+from ftps7.core import commands, paths, tlspolicy
 from ftps7.core import messages as message_text
 from ftps7.core.commands import Arg
-from ftps7.core.lines import Line, LineParser, split_command
+from ftps7.core.lines import Line, LineParser, TooLong, split_command
 from ftps7.core.replies import FTPError, R, Reply, format_reply, message_reply, render
+from ftps7.server import w3clog
 from ftps7.server.addresses import normalize
 from ftps7.server.cmd_access import AccessCommands
 from ftps7.server.cmd_files import FileCommands
@@ -54,6 +55,26 @@ _session_ids = itertools.count(1)
 #: Lines a client may pipeline before the server stops reading; a client that
 #: floods faster than commands complete is cut off instead of growing memory.
 MAX_QUEUED_LINES = 256
+#: Commands whose argument is a path (logged as the absolute path).
+PATH_COMMANDS = frozenset(
+    {
+        "CWD",
+        "MKD",
+        "RMD",
+        "DELE",
+        "RNFR",
+        "RNTO",
+        "SIZE",
+        "MDTM",
+        "MLST",
+        "RETR",
+        "STOR",
+        "APPE",
+        "LIST",
+        "NLST",
+        "MLSD",
+    }
+)
 #: Commands answered at once while a transfer runs (RFC 959 §4.1.3).
 OUT_OF_BAND = frozenset({"ABOR", "STAT", "QUIT"})
 
@@ -76,6 +97,8 @@ class FTPSession(
         self.local_host = ""
         self.local_port = 0
         self._queue: collections.deque[str] = collections.deque()
+        # Lines of the current read not yet dispatched (see discard_pipelined).
+        self._batch: collections.deque[Line | TooLong] = collections.deque()
         self._busy = False
         self._closing = False
         self._idle: IDelayedCall | None = None
@@ -85,6 +108,7 @@ class FTPSession(
         self.control_certificate: Any = None  # what the control channel presented
         self.sni_host: str | None = None
         self._counted_site: Site | None = None
+        self.last_code = 0
         self.transfer: Any = None  # the running transfer, if any
         self.data: Any = None  # the prepared data channel (PASV listener or PORT target)
 
@@ -179,6 +203,7 @@ class FTPSession(
 
     # --------------------------------------------------------------- replies
     def send(self, reply: Reply) -> None:
+        self.last_code = reply.code
         if self.transport is not None:
             self.transport.write(reply.encode())
 
@@ -303,7 +328,9 @@ class FTPSession(
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
             return
-        for event in self.parser.feed(data):
+        self._batch = collections.deque(self.parser.feed(data))
+        while self._batch:
+            event = self._batch.popleft()
             if self._closing:
                 return
             if isinstance(event, Line):
@@ -333,8 +360,10 @@ class FTPSession(
 
     def discard_pipelined(self) -> bool:
         """Drop every line the client sent ahead (STARTTLS injection defence)."""
-        had = bool(self._queue)
+        # Lines of the same read as AUTH are still in _batch: they go too.
+        had = bool(self._queue or self._batch)
         self._queue.clear()
+        self._batch.clear()
         return self.parser.clear() or had
 
     def _next(self) -> None:
@@ -348,11 +377,14 @@ class FTPSession(
     def _run(self, text: str) -> None:
         verb, argument = split_command(text)
         self.reset_idle()
+        started = self.server.clock.seconds()
+        sent, received = self.state.bytes_sent, self.state.bytes_received
         try:
             handler = self._gate(verb, argument)
         except FTPError as failure:
             self.send(failure.render())
             self._after_command(verb, failure.reply.code)
+            self._log_command(verb, argument, started, sent, received)
             return
         name = commands.ALIASES.get(verb, verb)
         out_of_band = self.transfer is not None and name in OUT_OF_BAND
@@ -360,8 +392,49 @@ class FTPSession(
             self._busy = True
         d = defer.maybeDeferred(handler, argument)
         d.addCallbacks(self._succeeded, self._failed, errbackArgs=(verb,))
+        d.addBoth(lambda _: self._log_command(verb, argument, started, sent, received))
         if not out_of_band:
             d.addBoth(self._done)
+
+    def _log_command(
+        self, verb: str, argument: str, started: float, sent: int, received: int
+    ) -> None:
+        """One W3C log line per command (``logFile``), never with a password."""
+        site = self.state.site
+        if site is None or not self.server.site_logs.logs:
+            return
+        name = commands.ALIASES.get(verb, verb)
+        uri = "-"
+        if name == "PASS":
+            uri = "***"
+        elif argument and name in PATH_COMMANDS:
+            try:
+                uri = paths.resolve(self.state.cwd, argument)
+            except paths.PathError:
+                uri = "-"
+        elif argument and name != "PASS":
+            uri = argument[:200]
+        identity = self.state.identity
+        user = identity.name if identity else (self.state.pending_user or "-")
+        self.server.site_logs.write(
+            site,
+            w3clog.Entry(
+                client_ip=self.peer_host,
+                client_port=self.peer_port,
+                user=user,
+                server_ip=self.local_host,
+                server_port=self.local_port,
+                method=_printable(verb),
+                uri=uri,
+                status=self.last_code,
+                session=str(self.session_id),
+                full_path=uri if name in PATH_COMMANDS else "-",
+                host=self.state.host or "-",
+                bytes_sent=self.state.bytes_sent - sent,
+                bytes_received=self.state.bytes_received - received,
+                time_taken_ms=int((self.server.clock.seconds() - started) * 1000),
+            ),
+        )
 
     def _done(self, _: object) -> None:
         self._busy = False

@@ -29,6 +29,7 @@ from ftps7.config.model import ClientCertificatePolicy, ServerConfig, Site
 from ftps7.core.authz import Authorizer
 from ftps7.core.replies import R
 from ftps7.server.realm import IFTPSiteShell, SiteRealm
+from ftps7.server.w3clog import SiteLogs
 
 if TYPE_CHECKING:
     from ftps7.server.datachannel import DataConnection
@@ -155,6 +156,7 @@ class ServerState:
             else None
         )
         self.extra_checkers = list(extra_checkers)
+        self.site_logs = SiteLogs(config.sites, reactor)
         self.portals: dict[str, Portal] = {site.name: self._portal(site) for site in config.sites}
 
     # --------------------------------------------------------------- threads

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import USERS, Running
+from tests.integration.harness import SiteSpec, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -360,8 +361,12 @@ def test_rein_logs_out_and_keeps_tls(server: Running) -> None:
 @pytest.mark.parametrize("control", ["SslAllow", "SslRequire"])
 def test_without_a_certificate_auth_is_refused(start_server: Callable[..., Running],
                                               control: str) -> None:
-    server = start_server(cert_hash=None, control_policy=control, data_policy="SslAllow")
-    client = raw_client(server)
+    port = free_port()
+    site = SiteSpec(bindings=[f"ftp:127.0.0.1:{port}:"], control_policy=control,
+                    data_policy="SslAllow")  # no serverCertHash
+    server = start_server(sites=[site])
+    client = RawClient(server.host, port)
+    assert client.reply().code == 220
     feat = client.cmd("FEAT")
     features = {line.strip() for line in feat.lines[1:-1]}
     assert feat.code == 211 and "UTF8" in features
