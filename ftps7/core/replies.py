@@ -55,6 +55,7 @@ class R(enum.Enum):
     PASV = (227, "Entering Passive Mode ({numbers}).")
     EPSV = (229, "Entering Extended Passive Mode (|||{port}|)")
     LOGGED_IN = (230, "User logged in.")
+    LOGGED_IN_CERT = (232, "User logged in, authorized by security data exchange.")
     AUTH_OK = (234, "AUTH command ok. Expecting TLS Negotiation.")
     FILE_ACTION_OK = (250, "{command} command successful.")
     MLST_BEGIN = (250, "Listing {path}")
@@ -69,6 +70,11 @@ class R(enum.Enum):
     # 4xx
     TIMEOUT = (421, "Timeout ({seconds} seconds): closing control connection.")
     TOO_MANY_CONNECTIONS = (421, "Too many users, try again later.")
+    CLIENT_CERT_REQUIRED = (
+        421,
+        "A valid client certificate is required; closing control connection.",
+    )
+    CLIENT_CERT_REFUSED = (421, "Client certificate refused; closing control connection.")
     WEAK_CIPHER = (421, "Cipher strength below 128 bits; closing control connection.")
     ADDRESS_DENIED = (421, "Access denied for your address; closing control connection.")
     CANT_OPEN_DATA = (425, "Cannot open data connection.")
@@ -116,6 +122,10 @@ class R(enum.Enum):
     DATA_TLS_NOT_RESUMED = (
         522,
         "Data connection refused: it must resume the TLS session of the control connection.",
+    )
+    DATA_CLIENT_CERT_MISMATCH = (
+        522,
+        "Data connection refused: its client certificate must be the control connection's.",
     )
     EPRT_PROTOCOL = (522, "Network protocol not supported, use ({families}).")
     PASV_IPV6 = (522, "PASV is for IPv4 connections; use EPSV.")

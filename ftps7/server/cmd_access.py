@@ -9,7 +9,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ftps7.auth.credentials import FTPAnonymous, FTPUsernamePassword
+from ftps7.auth.credentials import FTPAnonymous, FTPCertificateCredentials, FTPUsernamePassword
 from ftps7.core.replies import FTPError, R, Reply, format_reply, framed_reply, message_reply
 from ftps7.server.realm import LogonRefusedError
 from ftps7.server.session import TlsState
@@ -84,10 +84,40 @@ class AccessCommands:
         if not name:
             raise FTPError(R.SYNTAX_ERROR)
         self.state.pending_user = name
-        authentication = self.site_settings().authentication
+        settings = self.site_settings()
+        authentication = settings.authentication
+        if (
+            authentication.client_cert_enabled
+            and settings.client_certificates.use_active_directory_mapping
+            and self.client_certificate is not None
+        ):
+            return self._certificate_logon(name)
         if authentication.anonymous_enabled and name.lower() in ANONYMOUS_NAMES:
             return R.ANONYMOUS_PASSWORD
         return R.PASSWORD_REQUIRED
+
+    def _certificate_logon(self: FTPSession, name: str) -> defer.Deferred[Reply]:
+        """IIS clientCertAuthentication: the validated certificate logs USER on (232).
+
+        No password is asked: the certificate must map to exactly the account
+        USER names, or the answer is 530 (RFC 2228 §4, RFC 4217 §12.2).
+        """
+        self.state.pending_user = None
+        site = self.state.site
+        assert site is not None
+        credentials = FTPCertificateCredentials(
+            username=name,
+            certificate=self.client_certificate,
+            chain=self.client_chain,
+            site=site.name,
+            client_address=(self.peer_host, self.peer_port),
+            control_protected=self.state.tls is TlsState.PROTECTED,
+        )
+        if self.server.is_locked_out(self.peer_host):
+            return self._logon_failed(R.LOGON_FAILED)
+        d = self.server.login(site, credentials)
+        d.addCallbacks(self._logged_on, self._logon_error, callbackArgs=(232,), errbackArgs=(name,))
+        return d
 
     def ftp_ACCT(self: FTPSession, argument: str) -> R:
         return R.NOT_IMPLEMENTED
@@ -129,7 +159,7 @@ class AccessCommands:
         d.addCallbacks(self._logged_on, self._logon_error, errbackArgs=(name,))
         return d
 
-    def _logged_on(self: FTPSession, result: tuple[Any, Any, Any]) -> Reply:
+    def _logged_on(self: FTPSession, result: tuple[Any, Any, Any], code: int = 230) -> Reply:
         _, shell, logout = result
         if self._closing:
             logout()
@@ -147,7 +177,7 @@ class AccessCommands:
             peer=self.peer_host,
         )
         lines = self.message_lines(self.site_settings().messages.greeting_message)
-        return framed_reply(R.LOGGED_IN, before=lines)
+        return framed_reply(R.LOGGED_IN if code == 230 else R.LOGGED_IN_CERT, before=lines)
 
     def _logon_error(self: FTPSession, failure: Failure, name: str) -> defer.Deferred[Reply]:
         reply = R.LOGON_FAILED

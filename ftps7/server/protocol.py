@@ -17,7 +17,9 @@ runs, ABOR, STAT and QUIT are answered at once and anything else waits.
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
+import socket
 from typing import TYPE_CHECKING, Any
 
 from OpenSSL import SSL
@@ -34,7 +36,7 @@ from ftps7.core import messages as message_text
 from ftps7.core.commands import Arg
 from ftps7.core.lines import Line, LineParser, TooLong, split_command
 from ftps7.core.replies import FTPError, R, Reply, format_reply, message_reply, render
-from ftps7.server import w3clog
+from ftps7.server import clientcerts, w3clog
 from ftps7.server.addresses import normalize
 from ftps7.server.cmd_access import AccessCommands
 from ftps7.server.cmd_files import FileCommands
@@ -107,8 +109,11 @@ class FTPSession(
         self.negotiating_certificate: Any = None  # chosen during the control handshake
         self.control_certificate: Any = None  # what the control channel presented
         self.sni_host: str | None = None
+        self.client_certificate: Any = None  # validated control-channel client certificate
+        self.client_chain: tuple[Any, ...] = ()
         self._counted_site: Site | None = None
         self.last_code = 0
+        self._greeted = False
         self.transfer: Any = None  # the running transfer, if any
         self.data: Any = None  # the prepared data channel (PASV listener or PORT target)
 
@@ -139,6 +144,7 @@ class FTPSession(
         host = transport.getHost()
         self.peer_host, self.peer_port = normalize(peer.host), peer.port
         self.local_host, self.local_port = normalize(host.host), host.port
+        _urgent_data_inline(transport)
         self.server.sessions.add(self)
         log.info(
             "session {session} connected from {peer}:{port} to {local}:{lport}",
@@ -154,6 +160,12 @@ class FTPSession(
             return
         site = self.endpoint.default_site(self.local_host)
         if not self.set_site(site):
+            assert site is not None
+            if site.ftp_server.connections.reset_on_max_connections:
+                # IIS resetOnMaxConnections: drop without a word.
+                self._closing = True
+                self.transport.abortConnection()  # type: ignore[union-attr]
+                return
             self._refuse_connection(self._max_clients_reply(site))
             return
         if self.implicit:
@@ -316,13 +328,25 @@ class FTPSession(
                 self.reply(R.WEAK_CIPHER)
                 self.close()
                 return
-            self.on_tls_established(connection)
-        if self.implicit and not getattr(self, "_greeted", False):
+            pending = clientcerts.validate_control_certificate(self, connection)
+            if pending is not None:
+                # No command runs until the certificate's verdict is in.
+                self._busy = True
+                pending.addCallback(self._certificate_checked)
+                return
+        self._greet_implicit()
+
+    def _certificate_checked(self, accepted: bool) -> None:
+        if not accepted or self._closing:
+            return
+        self._greet_implicit()
+        self._busy = False
+        self._next()
+
+    def _greet_implicit(self) -> None:
+        if self.implicit and not self._greeted:
             self._greeted = True
             self.send(self.greeting())
-
-    def on_tls_established(self, connection: SSL.Connection) -> None:
-        """Hook for what needs the peer certificate or SNI (client certificates, vhosts)."""
 
     # ------------------------------------------------------------------ input
     def dataReceived(self, data: bytes) -> None:
@@ -532,6 +556,23 @@ class FTPSession(
             "BytesSent": str(self.state.bytes_sent),
             "BytesReceived": str(self.state.bytes_received),
         }
+
+
+def _urgent_data_inline(transport: Any) -> None:
+    """Keep TCP urgent data in the command stream (``SO_OOBINLINE``, as vsftpd does).
+
+    RFC 959 §4.1.3 has clients send ``IAC IP`` then ``IAC DM`` as urgent data
+    before ABOR, and Python's ftplib sends all of ``ABOR\\r\\n`` with MSG_OOB.
+    Without this option Linux takes the last urgent byte out of the stream: the
+    DM (leaving a lone IAC that swallows the "A" of ABOR) or the LF (so the
+    ABOR line never ends and the client waits forever).
+    """
+    for candidate in (transport, getattr(transport, "transport", None)):
+        sock = getattr(candidate, "socket", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+            return
 
 
 def _printable(verb: str) -> str:

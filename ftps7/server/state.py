@@ -157,6 +157,9 @@ class ServerState:
         )
         self.extra_checkers = list(extra_checkers)
         self.site_logs = SiteLogs(config.sites, reactor)
+        from ftps7.tls.revocation import CrlCache, HttpCrlFetcher
+
+        self.crl_cache = CrlCache(self.store.crl_dir, reactor, HttpCrlFetcher(reactor))
         self.portals: dict[str, Portal] = {site.name: self._portal(site) for site in config.sites}
 
     # --------------------------------------------------------------- threads
@@ -304,10 +307,23 @@ class ServerState:
         set_sni_callback(context, choose)
         return context
 
+    def check_client_certificate(
+        self, leaf: Any, chain: Sequence[Any], settings: Any
+    ) -> defer.Deferred[Any]:
+        """Validate a client certificate (chain, usage, revocation) without blocking."""
+        from ftps7.tls.revocation import check_client_certificate
+
+        return check_client_certificate(leaf, chain, self.store, settings, self.crl_cache)
+
     def data_tls_refusal(self, session: FTPSession, connection: DataConnection) -> R | None:
         """The data channel's TLS checks once its handshake is done."""
+        from ftps7.server.clientcerts import data_certificate_refusal
         from ftps7.server.session import TlsState
         from ftps7.tls.session import session_reused
+
+        refusal = data_certificate_refusal(session, connection)
+        if refusal is not None:
+            return refusal
 
         if (
             self.config.ftps7.tls.require_session_reuse
