@@ -29,7 +29,7 @@ class CrlServer:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._routes: dict[str, tuple[int, bytes]] = {}
+        self._routes: dict[str, tuple[int, bytes, bool]] = {}
         self._hanging: set[str] = set()
         self._counts: collections.Counter[str] = collections.Counter()
         self._release = threading.Event()
@@ -44,7 +44,7 @@ class CrlServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.0"
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 with server._lock:
                     server._counts[path] += 1
@@ -56,20 +56,25 @@ class CrlServer:
                 if route is None:
                     self.send_error(404)
                     return
-                status, body = route
+                status, body, with_length = route
                 self.send_response(status)
                 self.send_header("Content-Type", "application/pkix-crl")
-                self.send_header("Content-Length", str(len(body)))
+                if with_length:
+                    self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
+        # A short poll interval: shutdown() waits for the loop to notice.
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="crlserver", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name="crlserver",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -106,10 +111,16 @@ class CrlServer:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def serve(self, path: str, body: bytes, status: int = 200) -> None:
-        """Answer GET ``path`` with ``body`` (replacing what it served before)."""
+    def serve(
+        self, path: str, body: bytes, status: int = 200, *, content_length: bool = True
+    ) -> None:
+        """Answer GET ``path`` with ``body`` (replacing what it served before).
+
+        ``content_length=False`` leaves the header out: the body then ends
+        when the server closes the connection (HTTP/1.0).
+        """
         with self._lock:
-            self._routes[path] = (status, body)
+            self._routes[path] = (status, body, content_length)
             self._hanging.discard(path)
 
     def hang(self, path: str) -> None:

@@ -489,7 +489,6 @@ def make_crl(
     *,
     this_update: datetime.datetime | None = None,
     next_update: datetime.datetime | None = None,
-    no_next_update: bool = False,
     signing_key: PrivateKey | None = None,
     number: int = 1,
     revocation_date: datetime.datetime | None = None,
@@ -511,8 +510,7 @@ def make_crl(
             critical=False,
         )
     )
-    if not no_next_update:
-        builder = builder.next_update(next_update or this_update + datetime.timedelta(days=7))
+    builder = builder.next_update(next_update or this_update + datetime.timedelta(days=7))
     for item in revoked:
         reason: x509.ReasonFlags | None = None
         if isinstance(item, x509.Certificate):
@@ -540,3 +538,30 @@ def crl_der(crl: x509.CertificateRevocationList) -> bytes:
 
 def crl_pem(crl: x509.CertificateRevocationList) -> bytes:
     return crl.public_bytes(serialization.Encoding.PEM)
+
+
+_SHA256_RSA = bytes.fromhex("06092a864886f70d01010b")  # OID 1.2.840.113549.1.1.11
+_SHA1_RSA = bytes.fromhex("06092a864886f70d010105")  # OID 1.2.840.113549.1.1.5
+
+
+def resign_sha1(cert: x509.Certificate, issuer_key: rsa.RSAPrivateKey) -> x509.Certificate:
+    """``cert`` (signed with SHA-256 and RSA) signed again with SHA-1, by ``issuer_key``.
+
+    cryptography no longer signs certificates with SHA-1, so the DER is put
+    together by hand: both OIDs have the same length, so the TBS only needs
+    the algorithm swapped before it is signed.
+    """
+    tbs = cert.tbs_certificate_bytes
+    if tbs.count(_SHA256_RSA) != 1:
+        raise ValueError("expected one sha256WithRSAEncryption in the TBS certificate")
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    tbs = tbs.replace(_SHA256_RSA, _SHA1_RSA)
+    signature = issuer_key.sign(tbs, padding.PKCS1v15(), hashes.SHA1())  # noqa: S303
+    algorithm = _der(0x30, _SHA1_RSA + b"\x05\x00")
+    body = tbs + algorithm + _der(0x03, b"\x00" + signature)
+    return x509.load_der_x509_certificate(_der(0x30, body))
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    return bytes([tag]) + _der_length(len(body)) + body

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -59,6 +60,7 @@ from ftps7.config.model import ValidationFlags
 __all__ = [
     "MAX_CHAIN_DEPTH",
     "MAX_PRESENTED",
+    "MIN_RSA_BITS",
     "Reason",
     "RevocationLookup",
     "RevocationState",
@@ -68,11 +70,14 @@ __all__ = [
     "build_chain",
     "describe_certificate",
     "revocation_pairs",
+    "utc",
     "validate_client_certificate",
 ]
 
 # Certificates in a path, leaf and anchor included (the verifier's default too).
 MAX_CHAIN_DEPTH = 8
+# The smallest RSA key accepted, for CAs (the verifier's own rule) and the leaf.
+MIN_RSA_BITS = 2048
 # At most this many certificates sent by the client are considered: real
 # clients send one to three, and each extra one costs signature checks.
 MAX_PRESENTED = 16
@@ -228,6 +233,13 @@ def describe_certificate(cert: x509.Certificate) -> str:
     )
 
 
+def utc(moment: datetime.datetime) -> datetime.datetime:
+    """``moment`` as an aware UTC datetime (a naive one is taken to be UTC already)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=datetime.UTC)
+    return moment.astimezone(datetime.UTC)
+
+
 def _short(cert: x509.Certificate) -> str:
     return f"'{_name_text(cert.subject)}'"
 
@@ -319,6 +331,26 @@ def build_chain(
     datetime. An ``ok`` result is not final until ``apply_revocation`` (unless
     the caller skips revocation for ``NoRevocationCheck``).
     """
+    now = utc(now)
+    try:
+        return _build_chain(leaf, presented_chain, roots, intermediates, flags, now)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
+        # cryptography parses extensions and keys lazily and more strictly
+        # than OpenSSL did during the handshake: a malformed certificate ends
+        # up here, and is refused rather than crashing the check.
+        return _failure(
+            leaf, Reason.INVALID_CHAIN, f"a certificate of the chain is malformed: {error}"
+        )
+
+
+def _build_chain(
+    leaf: x509.Certificate,
+    presented_chain: Sequence[x509.Certificate],
+    roots: Sequence[x509.Certificate],
+    intermediates: Sequence[x509.Certificate],
+    flags: ValidationFlags,
+    now: datetime.datetime,
+) -> ValidationResult:
     own_pool = _unique(c for c in intermediates if c != leaf)
     if ValidationFlags.CERT_CHAIN_CACHE_ONLY_URL_RETRIEVAL in flags:
         pool = own_pool
@@ -337,14 +369,26 @@ def build_chain(
     except verification.VerificationError as error:
         return _diagnose(leaf, pool, trusted, now, str(error), presented_chain, flags)
     chain = tuple(verified.chain)
+    weak = _weak_key(leaf)
+    if weak is not None:
+        return _failure(leaf, Reason.INVALID_CHAIN, weak, chain=chain)
     if ValidationFlags.CERT_NO_USAGE_CHECK not in flags:
         problem = _usage_problem(chain)
         if problem is not None:
             text, concerned = problem
-            return _failure(
-                leaf, Reason.NO_CLIENT_AUTH_USAGE, text, subject=concerned, chain=chain
-            )
+            return _failure(leaf, Reason.NO_CLIENT_AUTH_USAGE, text, subject=concerned, chain=chain)
     return ValidationResult(ok=True, leaf=leaf, chain=chain)
+
+
+def _weak_key(leaf: x509.Certificate) -> str | None:
+    """The verifier holds CA keys to RSA >= 2048 bits; the client's own key too."""
+    key = leaf.public_key()
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        return (
+            f"the certificate's RSA key has {key.key_size} bits; "
+            f"at least {MIN_RSA_BITS} are required"
+        )
+    return None
 
 
 def _eku_allows_client_auth(cert: x509.Certificate) -> tuple[bool, list[str]]:
@@ -405,21 +449,29 @@ class _Search:
 
     paths: list[list[x509.Certificate]] = field(default_factory=list)
     bad_signature: tuple[x509.Certificate, x509.Certificate] | None = None
+    unusable_signature: tuple[x509.Certificate, str] | None = None
     dead_end: x509.Certificate | None = None
     dead_end_depth: int = -1
     budget: int = _DIAGNOSIS_BUDGET
 
 
-def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool | None:
-    """True/False for a (mis)matching signature; None when names do not even match."""
+def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool | str | None:
+    """Whether ``issuer`` signed ``child``.
+
+    True or False; None when the names do not even match; a string saying
+    why when the signature cannot be checked at all (an algorithm that is not
+    accepted, such as SHA-1).
+    """
     if child.issuer != issuer.subject:
         return None
     try:
         child.verify_directly_issued_by(issuer)
-    except (InvalidSignature, UnsupportedAlgorithm, TypeError):
+    except InvalidSignature:
         return False
-    except ValueError:
-        return None
+    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
+        oid = child.signature_algorithm_oid
+        algorithm = getattr(oid, "_name", None) or oid.dotted_string
+        return f"its signature algorithm {algorithm} is not accepted ({error})"
     return True
 
 
@@ -447,6 +499,10 @@ def _walk(
         if signed is None:
             continue
         found_name = True
+        if isinstance(signed, str):
+            if search.unusable_signature is None:
+                search.unusable_signature = (cert, signed)
+            continue
         if not signed:
             if search.bad_signature is None:
                 search.bad_signature = (cert, candidate)
@@ -482,6 +538,9 @@ def _diagnose(
                 f"{_short(issuer)}",
                 subject=child,
             )
+        if search.unusable_signature is not None:
+            child, why = search.unusable_signature
+            return _failure(leaf, Reason.INVALID_CHAIN, f"{_short(child)}: {why}", subject=child)
         stuck = search.dead_end or leaf
         text = (
             f"no chain to a trusted root: the issuer '{_name_text(stuck.issuer)}' of "

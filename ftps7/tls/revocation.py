@@ -26,10 +26,13 @@ the most recent one decides.
 
 Freshness, as IIS documents it: ``revocationFreshnessTime`` 0 uses a cached
 CRL until its ``nextUpdate``; a positive value also fetches a newer one when
-the cached CRL was obtained (downloaded, or loaded from the folder) longer
-ago than that; if that download fails, the cached CRL is used while it is
-current, and the URL is not tried again for ``FAILED_FETCH_BACKOFF`` seconds
-(so a dead CRL server does not make every logon wait for the timeout).
+the latest usable CRL of that issuer was obtained (downloaded, or loaded
+from the folder) longer ago than that; if that download fails, the cached
+CRL is used while it is current, and the URL is not tried again for
+``FAILED_FETCH_BACKOFF`` seconds (so a dead CRL server does not make every
+logon wait for the timeout). A download that brings nothing newer still
+counts as a check, so a folder CRL newer than the published one does not
+cause a download at every logon.
 
 Fail closed: no usable CRL means UNKNOWN, and the caller refuses.
 Times: certificate and CRL dates are compared with the ``now`` datetime the
@@ -68,6 +71,7 @@ from ftps7.tls.clientcert import (
     apply_revocation,
     build_chain,
     revocation_pairs,
+    utc,
 )
 from ftps7.tls.store import CertificateStore, CertificateStoreError
 
@@ -222,9 +226,7 @@ class HttpCrlFetcher:
     def __call__(self, url: str) -> defer.Deferred[bytes]:
         if _SAFE_URL.fullmatch(url) is None:
             return defer.fail(CrlFetchError(f"not an http:// URL: {url!r}"))
-        headers = Headers(
-            {b"User-Agent": [b"ftps7"], b"Accept": [b"application/pkix-crl, */*"]}
-        )
+        headers = Headers({b"User-Agent": [b"ftps7"], b"Accept": [b"application/pkix-crl, */*"]})
         requested = self._agent.request(b"GET", url.encode("ascii"), headers)
         return requested.addCallback(self._read)
 
@@ -313,6 +315,15 @@ def _cdp_names(cert: x509.Certificate) -> list[x509.GeneralName]:
     except (x509.ExtensionNotFound, ValueError):
         return []
     return [name for point in points for name in (point.full_name or ())]
+
+
+def _recency(held: _Crl) -> tuple[datetime.datetime, int, float]:
+    """Orders CRLs of one issuer: thisUpdate, then CRL number, then the later copy."""
+    try:
+        number = held.crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except (x509.ExtensionNotFound, ValueError):
+        number = -1
+    return (held.crl.last_update_utc, number, held.obtained_at)
 
 
 def _when(moment: datetime.datetime) -> str:
@@ -468,9 +479,15 @@ class CrlCache:
 
     def _best(
         self, cert: x509.Certificate, issuer: x509.Certificate, now: datetime.datetime
-    ) -> tuple[_Crl | None, list[str]]:
-        """The most recent usable CRL for ``cert``, and why the others were not usable."""
+    ) -> tuple[_Crl | None, float | None, list[str]]:
+        """The most recent usable CRL for ``cert``, when we last obtained a usable
+        one (clock seconds; the freshness clock), and why the others were not usable.
+
+        The two can differ: a download may bring a CRL no newer than one in
+        the folder; it still counts as "checked just now" for freshness.
+        """
         best: _Crl | None = None
+        last_obtained: float | None = None
         notes: list[str] = []
         for held in self._held():
             if held.crl.issuer != cert.issuer:
@@ -479,9 +496,11 @@ class CrlCache:
             if problem is not None:
                 notes.append(f"the CRL from {held.source} {problem}")
                 continue
-            if best is None or held.crl.last_update_utc > best.crl.last_update_utc:
+            if best is None or _recency(held) > _recency(best):
                 best = held
-        return best, notes
+            if last_obtained is None or held.obtained_at > last_obtained:
+                last_obtained = held.obtained_at
+        return best, last_obtained, notes
 
     @staticmethod
     def _verdict(held: _Crl, cert: x509.Certificate) -> RevocationStatus:
@@ -489,7 +508,14 @@ class CrlCache:
         if entry is None:
             return RevocationStatus.good(held.source)
         reason: x509.ReasonFlags | None = None
-        for extension in entry.extensions:
+        try:
+            extensions = list(entry.extensions)
+        except ValueError as error:
+            return RevocationStatus.unknown(
+                f"the CRL from {held.source} lists the certificate with a malformed "
+                f"extension ({error})"
+            )
+        for extension in extensions:
             if isinstance(extension.value, x509.CRLReason):
                 reason = extension.value.reason
             elif extension.critical and type(extension.value) not in _KNOWN_ENTRY_EXTENSIONS:
@@ -526,12 +552,16 @@ class CrlCache:
         This is ``CertChainRevocationCheckCacheOnly``; it is synchronous and
         cheap (signature checks are remembered per CRL and issuer key).
         """
-        now = now or datetime.datetime.now(datetime.UTC)
-        self.reload()
-        best, notes = self._best(cert, issuer, now)
-        if best is None:
-            return self._nothing_usable(cert, notes)
-        return self._verdict(best, cert)
+        now = utc(now) if now is not None else datetime.datetime.now(datetime.UTC)
+        try:
+            self.reload()
+            best, _, notes = self._best(cert, issuer, now)
+            if best is None:
+                return self._nothing_usable(cert, notes)
+            return self._verdict(best, cert)
+        except Exception as error:
+            _log.failure("revocation check failed unexpectedly")
+            return RevocationStatus.unknown(f"internal error: {error!r}")
 
     def status(
         self,
@@ -550,7 +580,7 @@ class CrlCache:
             self._status_or_unknown(
                 cert,
                 issuer,
-                now or datetime.datetime.now(datetime.UTC),
+                utc(now) if now is not None else datetime.datetime.now(datetime.UTC),
                 self.freshness_time if freshness_time is None else freshness_time,
                 self.retrieval_timeout if retrieval_timeout is None else retrieval_timeout,
             )
@@ -579,9 +609,13 @@ class CrlCache:
         retrieval_timeout: float,
     ) -> RevocationStatus:
         self.reload()
-        best, notes = self._best(cert, issuer, now)
+        best, last_obtained, notes = self._best(cert, issuer, now)
         urls = crl_urls(cert)
-        if self._fetcher is not None and urls and self._wants_download(best, freshness_time):
+        if (
+            self._fetcher is not None
+            and urls
+            and self._wants_download(last_obtained, freshness_time)
+        ):
             for url in urls:
                 if best is not None and self._recently_failed(url):
                     continue
@@ -589,16 +623,17 @@ class CrlCache:
                 if problem is None:
                     break
                 notes.append(f"{url}: {problem}")
-            best, more = self._best(cert, issuer, now)
+            best, _, more = self._best(cert, issuer, now)
             notes.extend(n for n in more if n not in notes)
         if best is None:
             return self._nothing_usable(cert, notes)
         return self._verdict(best, cert)
 
-    def _wants_download(self, best: _Crl | None, freshness_time: float) -> bool:
-        if best is None:
+    def _wants_download(self, last_obtained: float | None, freshness_time: float) -> bool:
+        """No usable CRL, or (freshness > 0) none obtained within the freshness time."""
+        if last_obtained is None:
             return True
-        age = self._clock.seconds() - best.obtained_at
+        age = self._clock.seconds() - last_obtained
         return freshness_time > 0 and age > freshness_time
 
     def _recently_failed(self, url: str) -> bool:
@@ -615,10 +650,8 @@ class CrlCache:
         try:
             data = await self._shared_fetch(url, timeout)
             crls = _parse_crls(data, url)
-        except defer.TimeoutError:
-            problem = f"no answer within {timeout:g} s"
         except Exception as error:  # noqa: BLE001 - any failure is reported, never raised
-            problem = str(error) or type(error).__name__
+            problem = _error_text(error)
         else:
             held = _Crl(crls[0], url, self._clock.seconds())
             if held.crl.issuer != issuer.subject:
@@ -650,6 +683,9 @@ class CrlCache:
         self._in_flight[url] = waiters
         assert self._fetcher is not None
 
+        # The timeout is kept by hand rather than with ``addTimeout``: Agent
+        # turns a cancellation into ResponseNeverReceived, which addTimeout
+        # would not recognise as its own.
         def deliver(result: bytes | Failure) -> None:
             del self._in_flight[url]
             for waiter in waiters:
@@ -659,9 +695,34 @@ class CrlCache:
                     waiter.callback(result)
 
         fetching = defer.maybeDeferred(self._fetcher, url)
-        fetching.addTimeout(timeout, self._clock)
+        expired: list[bool] = []
+
+        def give_up() -> None:
+            expired.append(True)
+            fetching.cancel()
+
+        timer = self._clock.callLater(timeout, give_up)
+        fetching.addBoth(lambda result: _timeout_result(result, expired, timer, timeout))
         fetching.addBoth(deliver)
         return mine
+
+
+def _timeout_result(
+    result: bytes | Failure, expired: list[bool], timer: Any, timeout: float
+) -> bytes | Failure:
+    if expired:
+        return Failure(defer.TimeoutError(f"no answer within {timeout:g} s"))
+    if timer.active():
+        timer.cancel()
+    return result
+
+
+def _error_text(error: BaseException) -> str:
+    """A readable reason for a failed download (Agent wraps its failures in lists)."""
+    reasons = getattr(error, "reasons", None)
+    if isinstance(reasons, list) and reasons:
+        return "; ".join(r.getErrorMessage() if isinstance(r, Failure) else str(r) for r in reasons)
+    return str(error) or type(error).__name__
 
 
 # --------------------------------------------------------------------------
@@ -687,8 +748,30 @@ def check_client_certificate(
     never fails; ``result.log_text()`` is the line to log.
     """
     return defer.ensureDeferred(
-        _check(leaf, presented_chain, store, settings, crl_cache, now)
+        _check_or_refuse(leaf, presented_chain, store, settings, crl_cache, now)
     )
+
+
+async def _check_or_refuse(
+    leaf: x509.Certificate,
+    presented_chain: Sequence[x509.Certificate],
+    store: CertificateStore,
+    settings: ClientCertificateSettings,
+    crl_cache: CrlCache,
+    now: datetime.datetime | None,
+) -> ValidationResult:
+    """``_check``, failing closed on anything unexpected (logged with its traceback)."""
+    try:
+        return await _check(leaf, presented_chain, store, settings, crl_cache, now)
+    except Exception as error:
+        _log.failure("client certificate check failed unexpectedly")
+        return ValidationResult(
+            ok=False,
+            leaf=leaf,
+            reason=Reason.INVALID_CHAIN,
+            text=f"the certificate could not be checked: {error!r}",
+            subject=leaf,
+        )
 
 
 async def _check(
@@ -699,7 +782,7 @@ async def _check(
     crl_cache: CrlCache,
     now: datetime.datetime | None,
 ) -> ValidationResult:
-    now = now or datetime.datetime.now(datetime.UTC)
+    now = utc(now) if now is not None else datetime.datetime.now(datetime.UTC)
     flags = settings.validation_flags
     try:
         roots = store.trusted_roots()
