@@ -63,6 +63,19 @@ class ThreadPoolService(service.Service):
         self.pool.stop()
 
 
+class ClosingService(service.Service):
+    """Closes what the server state holds open (directory connections, log files)."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+
+    def stopService(self) -> Any:
+        super().stopService()
+        if self.state.directory is not None:
+            self.state.directory.close()
+        self.state.site_logs.close()
+
+
 def makeService(options: Options) -> service.MultiService:
     from twisted.internet import reactor
 
@@ -76,14 +89,21 @@ def makeService(options: Options) -> service.MultiService:
     auth_pool = ThreadPool(minthreads=1, maxthreads=4, name="ftps7-auth")
     ThreadPoolService(io_pool).setServiceParent(top)
     ThreadPoolService(auth_pool).setServiceParent(top)
+    directory_pool = None
+    if config.ftps7.active_directory is not None:
+        directory_pool = ThreadPool(minthreads=1, maxthreads=8, name="ftps7-directory")
+        ThreadPoolService(directory_pool).setServiceParent(top)
     state = ServerState(
         config,
         reactor,
         io_pool=io_pool,
         auth_pool=auth_pool,
+        directory_pool=directory_pool,
         extra_checkers=options.get("credCheckers", []),
     )
     prepare(state)
+    # Stopped before the pools (a MultiService stops its children in reverse).
+    ClosingService(state).setServiceParent(top)
     CertificateMonitor(state).setServiceParent(top)
     for listener in build_listeners(state):
         listener.setServiceParent(top)

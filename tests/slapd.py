@@ -20,15 +20,14 @@ when an LDAP bind succeeds, polled against a deadline rather than a sleep.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-import contextlib
 
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"
@@ -280,9 +279,3 @@ def start_slapd(
         except RuntimeError as error:
             last_error = error
     raise RuntimeError(f"slapd would not start: {last_error}")
-
-
-def remove_workdir(server: SlapdServer) -> None:
-    """Stop the server and delete its files (for fixtures outside tmp_path)."""
-    server.stop()
-    shutil.rmtree(server.workdir, ignore_errors=True)

@@ -109,11 +109,15 @@ class CertificateMappingChecker:
         self._methods = tuple(methods)
         self._match = user_certificate_match
 
-    def requestAvatarId(self, credentials: object) -> defer.Deferred[Identity]:
+    # twisted.cred types avatar ids as bytes; ours are Identity objects, which the
+    # Portal passes through untouched (the realm normalises every kind).
+    def requestAvatarId(  # type: ignore[override]
+        self, credentials: object
+    ) -> defer.Deferred[Identity]:
         if not ICertificateCredentials.providedBy(credentials):
             return defer.fail(UnauthorizedLogin("not certificate credentials"))
-        cert = credentials.certificate  # type: ignore[attr-defined]
-        raw_user = credentials.username  # type: ignore[attr-defined]
+        cert = credentials.certificate
+        raw_user = credentials.username
         user = credential_text(raw_user) if raw_user is not None else None
         if cert is None or not user:
             return defer.fail(UnauthorizedLogin(CERTIFICATE_REFUSED))
@@ -191,14 +195,16 @@ class DirectoryPasswordChecker:
             name, self._domain, self._upn_suffix, self._default_logon_domain
         )
 
-    def requestAvatarId(self, credentials: object) -> defer.Deferred[Identity]:
+    def requestAvatarId(  # type: ignore[override]
+        self, credentials: object
+    ) -> defer.Deferred[Identity]:
         if not IUsernamePassword.providedBy(credentials):
             return defer.fail(UnauthorizedLogin("not username/password credentials"))
-        username = credentials.username  # type: ignore[attr-defined]
+        username = credentials.username
         logon = self.logon_name(username)
         if logon is None:
             return defer.fail(NotDomainLogon("not a domain logon"))
-        password = credential_bytes(credentials.password)  # type: ignore[attr-defined]
+        password = credential_bytes(credentials.password)
         if not password:
             return defer.fail(UnauthorizedLogin(LOGON_FAILED))
         checked: defer.Deferred[DirectoryAccount | None] = self._directory.authenticate(

@@ -83,7 +83,7 @@ class DirectoryError(Exception):
     """
 
 
-class DirectoryUnavailable(DirectoryError):
+class DirectoryUnavailable(DirectoryError):  # noqa: N818 - the name the checkers log
     """The directory cannot be reached (down, timed out, TLS failed); retry later."""
 
 
@@ -229,17 +229,21 @@ class IDirectory(Interface):
     failures errback with :class:`DirectoryError`/:class:`DirectoryUnavailable`.
     """
 
+    # zope interface methods are declared without self (hence the N805 waivers).
     def find_by_certificate(
-        cert: x509.Certificate,
+        cert: x509.Certificate,  # noqa: N805
         methods: Sequence[CertificateMappingMethod],
         user_certificate_match: UserCertificateMatch,
     ) -> defer.Deferred[list[DirectoryAccount]]:
         """The enabled accounts ``cert`` maps to by any of ``methods`` (maybe several)."""
 
-    def authenticate(logon: LogonName, password: bytes) -> defer.Deferred[DirectoryAccount | None]:
+    def authenticate(
+        logon: LogonName,  # noqa: N805
+        password: bytes,
+    ) -> defer.Deferred[DirectoryAccount | None]:
         """The account when ``password`` binds as it; None when refused or disabled."""
 
-    def lookup(logon: LogonName) -> defer.Deferred[DirectoryAccount | None]:
+    def lookup(logon: LogonName) -> defer.Deferred[DirectoryAccount | None]:  # noqa: N805
         """The account ``logon`` names (disabled ones too), or None when absent/ambiguous."""
 
 

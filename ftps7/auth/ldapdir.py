@@ -27,7 +27,7 @@ TLS
     ``caFile`` (the system trust store when absent) with Python's ``ssl``
     module: ``CERT_REQUIRED``, TLS 1.2 or later, and the host of the ``url``
     checked against the certificate's subjectAltName (DNS names; IP addresses
-    for an IP URL). ldap3's own host-name check is bypassed because on
+    for an IP URL; never the subject CN). ldap3's own host-name check is bypassed because on
     Python 3.12+ it falls back to a copy of ``match_hostname`` that ignores IP
     addresses.
 
@@ -43,6 +43,8 @@ Filters
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import functools
 import math
 import ssl
@@ -71,6 +73,7 @@ from ldap3.utils.dn import parse_dn
 from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
@@ -94,6 +97,7 @@ __all__ = [
     "Ldap3Directory",
     "account_filter",
     "certificate_filter",
+    "fetch_compare_filter",
     "first_rdn_value",
     "gser_certificate_assertion",
     "group_filter",
@@ -304,7 +308,18 @@ def _disabled(user_account_control: str | None) -> bool:
 
 
 def _describe(error: BaseException) -> str:
+    """``Type: message`` for the log, unwrapping the tuple reprs ldap3 nests messages in."""
     text = str(error).strip()
+    for _depth in range(4):  # ('("socket ssl wrapping error: ...",)',)
+        if not (text.startswith("(") and text.endswith(",)")):
+            break
+        try:
+            value = ast.literal_eval(text)  # literals only: never evaluates code
+        except (ValueError, SyntaxError):
+            break
+        if not (isinstance(value, tuple) and len(value) == 1 and isinstance(value[0], str)):
+            break
+        text = value[0].strip()
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
@@ -326,7 +341,7 @@ class _ServerInfo:
 # TLS and outages.
 
 
-class _VerifyingTls(ldap3.Tls):  # type: ignore[misc]
+class _VerifyingTls(ldap3.Tls):
     """ldap3's Tls, but wrapping sockets with the ssl module's own verification."""
 
     def __init__(self, ca_file: str | None, host: str) -> None:
@@ -334,6 +349,7 @@ class _VerifyingTls(ldap3.Tls):  # type: ignore[misc]
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.check_hostname = True
+        context.hostname_checks_common_name = False  # subjectAltName only (RFC 6125)
         context.verify_mode = ssl.CERT_REQUIRED
         self._context = context
         self._host = host
@@ -435,6 +451,7 @@ class Ldap3Directory:
         self._idle: list[tuple[ldap3.Connection, float]] = []
         self._closed = False
         self._info: _ServerInfo | None = None
+        # ldap3 packs the receive timeout into SO_RCVTIMEO as whole seconds.
         self._time_limit = max(1, math.ceil(settings.timeout))
 
         parts = urlsplit(settings.url)
@@ -449,18 +466,24 @@ class Ldap3Directory:
                 raise DirectoryError(
                     f"cannot use caFile {settings.ca_file!r}: {_describe(error)}"
                 ) from None
-        elif settings.bind_dn is not None:
+        else:
             self.log.warn(
-                "activeDirectory {url} is plain LDAP without startTls: passwords cross "
-                "the network in clear",
+                "activeDirectory {url} is plain LDAP without startTls: domain logon "
+                "passwords cross the network in clear",
                 url=settings.url,
             )
-        self._server = ldap3.Server(
+        # A new ldap3 Server per connection: a shared one would remember an
+        # address as unavailable for a while after a failure (our own outage
+        # gate decides when to try again) and is mutable state across threads.
+        # IPv4 first, then IPv6: ldap3's system default tries only the first address.
+        self._new_server = functools.partial(
+            ldap3.Server,
             host,
             port=port,
             use_ssl=use_ssl,
             tls=tls,
             get_info=ldap3.NONE,
+            mode=ldap3.IP_V4_PREFERRED,
             connect_timeout=settings.timeout,
         )
 
@@ -492,9 +515,7 @@ class Ldap3Directory:
         """Unbind the idle service connections (call before stopping the pool)."""
         with self._lock:
             self._closed = True
-            idle, self._idle = self._idle, []
-        for connection, _since in idle:
-            self._close(connection)
+        self._drop_idle()
 
     @property
     def available(self) -> bool:
@@ -598,17 +619,18 @@ class Ldap3Directory:
             entries = [
                 entry
                 for entry in entries
-                if logon.matches(entry.text("sAMAccountName") or "", entry.text("userPrincipalName"))
+                if logon.matches(
+                    entry.text("sAMAccountName") or "", entry.text("userPrincipalName")
+                )
             ]
-            if len(entries) != 1 or not complete:
-                if len(entries) > 1 or not complete:
-                    self.log.warn(
-                        "{attribute}={value!r} names several directory accounts; refused",
-                        attribute=logon.attribute,
-                        value=logon.value,
-                    )
+            if len(entries) > 1 or not complete:
+                self.log.warn(
+                    "{attribute}={value!r} names several directory accounts; refused",
+                    attribute=logon.attribute,
+                    value=logon.value,
+                )
                 return None
-            return self._account(connection, info, entries[0])
+            return self._account(connection, info, entries[0]) if entries else None
 
         return self._with_service(operation)
 
@@ -624,33 +646,42 @@ class Ldap3Directory:
     # -- LDAP plumbing (pool side) ---------------------------------------------
 
     def _with_service(self, operation: Callable[[ldap3.Connection], T]) -> T:
-        """Run ``operation`` on a service connection; retry once if a reused one was stale."""
+        """Run ``operation`` on a service connection.
+
+        When a *reused* connection fails, the server probably closed it (idle
+        timeout, restart) and the other idle ones with it: they are all
+        dropped and the operation is tried once more on a fresh connection.
+        """
         for attempt in (1, 2):
-            connection, reused = self._checkout()
+            connection, reused = self._checkout(fresh=attempt == 2)
             try:
                 result = operation(connection)
             except _TRANSPORT_ERRORS as error:
                 self._close(connection)
                 if reused and attempt == 1:
+                    self._drop_idle()
                     continue
                 raise self._unavailable(_describe(error)) from None
-            except LDAPException as error:
+            except (LDAPException, DirectoryError) as error:
                 self._close(connection)
+                if isinstance(error, DirectoryError):
+                    raise
                 raise DirectoryError(f"LDAP error: {_describe(error)}") from None
-            except BaseException:
+            except Exception as error:
                 self._close(connection)
-                raise
+                raise self._unexpected(error) from None
             self._checkin(connection)
             self._reachable()
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _checkout(self) -> tuple[ldap3.Connection, bool]:
+    def _checkout(self, *, fresh: bool = False) -> tuple[ldap3.Connection, bool]:
+        """(connection, reused): an idle service connection, or a new one."""
         now = self._clock()
         stale: list[ldap3.Connection] = []
         reused: ldap3.Connection | None = None
         with self._lock:
-            while self._idle:
+            while self._idle and not fresh:
                 connection, since = self._idle.pop()
                 if now - since <= self._max_idle_time:
                     reused = connection
@@ -661,6 +692,12 @@ class Ldap3Directory:
         if reused is not None:
             return reused, True
         return self._open_service(), False
+
+    def _drop_idle(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection, _since in idle:
+            self._close(connection)
 
     def _checkin(self, connection: ldap3.Connection) -> None:
         with self._lock:
@@ -678,12 +715,15 @@ class Ldap3Directory:
             raise self._unavailable(_describe(error)) from None
         except LDAPException as error:
             raise self._unavailable(_describe(error)) from None
+        except Exception as error:
+            raise self._unexpected(error) from None
         if result.get("result") != SUCCESS:
             self._close(connection)
             who = f"as {bind_dn!r}" if bind_dn else "anonymously"
             # Counted as an outage: retrying a refused service bind on every
             # logon could lock the service account out.
             raise self._unavailable(f"binding {who} was refused: {_result_text(result)}")
+        self._reachable()
         return connection
 
     def _service_password(self) -> bytes:
@@ -707,13 +747,13 @@ class Ldap3Directory:
     ) -> tuple[ldap3.Connection, dict[str, Any]]:
         """Open, secure (StartTLS) and bind one connection; raises ldap3/OS errors."""
         connection = ldap3.Connection(
-            self._server,
+            self._new_server(),
             user=user,
             password=password,
             authentication=ldap3.SIMPLE if user else ldap3.ANONYMOUS,
             client_strategy=ldap3.SAFE_SYNC,
             auto_bind=ldap3.AUTO_BIND_NONE,
-            receive_timeout=self._settings.timeout,
+            receive_timeout=self._time_limit,
             auto_referrals=False,
             read_only=True,
             raise_exceptions=False,
@@ -739,6 +779,8 @@ class Ldap3Directory:
             raise self._unavailable(_describe(error)) from None
         except LDAPException as error:
             raise DirectoryError(f"LDAP error binding as {dn!r}: {_describe(error)}") from None
+        except Exception as error:
+            raise self._unexpected(error) from None
         self._close(connection)
         self._reachable()
         code = result.get("result")
@@ -851,6 +893,12 @@ class Ldap3Directory:
 
     # -- state -----------------------------------------------------------------
 
+    def _unexpected(self, error: Exception) -> DirectoryError:
+        """An exception ldap3 should not raise: logged with its traceback (call it in
+        the ``except`` block), then turned into a DirectoryError."""
+        self.log.failure("unexpected error from the LDAP client", Failure())
+        return DirectoryError(f"unexpected LDAP client error: {_describe(error)}")
+
     def _unavailable(self, reason: str) -> DirectoryUnavailable:
         if self._gate.failed(reason):
             self.log.error(
@@ -864,7 +912,5 @@ class Ldap3Directory:
 
     @staticmethod
     def _close(connection: ldap3.Connection) -> None:
-        try:
+        with contextlib.suppress(LDAPException, OSError):
             connection.unbind()
-        except (LDAPException, OSError):
-            pass

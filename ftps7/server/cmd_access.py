@@ -10,6 +10,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ftps7.auth.credentials import FTPAnonymous, FTPCertificateCredentials, FTPUsernamePassword
+from ftps7.auth.dirchecker import DirectoryUnavailableLogin
 from ftps7.core.replies import FTPError, R, Reply, format_reply, framed_reply, message_reply
 from ftps7.server.realm import LogonRefusedError
 from ftps7.server.session import TlsState
@@ -184,6 +185,8 @@ class AccessCommands:
         if failure.check(LogonRefusedError):
             reply = failure.value.reply
             why = failure.value.reason
+        elif failure.check(DirectoryUnavailableLogin):
+            why = f"the directory is unavailable ({failure.value})"
         elif failure.check(UnauthorizedLogin, LoginFailed):
             why = "bad user name or password"
         else:

@@ -54,8 +54,8 @@ if TYPE_CHECKING:
 log = Logger()
 _session_ids = itertools.count(1)
 
-#: Lines a client may pipeline before the server stops reading; a client that
-#: floods faster than commands complete is cut off instead of growing memory.
+#: Lines a client may pipeline before the server stops reading the control
+#: connection until the queue drains (memory stays bounded, the client waits).
 MAX_QUEUED_LINES = 256
 #: Commands whose argument is a path (logged as the absolute path).
 PATH_COMMANDS = frozenset(
@@ -102,6 +102,7 @@ class FTPSession(
         # Lines of the current read not yet dispatched (see discard_pipelined).
         self._batch: collections.deque[Line | TooLong] = collections.deque()
         self._busy = False
+        self._reading_paused = False  # flow control of a long pipeline
         self._closing = False
         self._idle: IDelayedCall | None = None
         self._handshake_timer: IDelayedCall | None = None
@@ -374,11 +375,18 @@ class FTPSession(
             self._run(text)
             return
         if self._busy:
-            if len(self._queue) >= MAX_QUEUED_LINES:
+            if len(self._queue) >= MAX_QUEUED_LINES * 16:
+                # Reading pauses at MAX_QUEUED_LINES, so only one enormous read
+                # of tiny lines gets here.
                 log.warn("session {session}: too many pipelined commands", session=self.session_id)
                 self.transport.abortConnection()  # type: ignore[union-attr]
                 return
             self._queue.append(text)
+            if len(self._queue) >= MAX_QUEUED_LINES and not self._reading_paused:
+                # Flow control, not a disconnect: TCP holds the rest of the
+                # pipeline until the queue drains (see _next).
+                self._reading_paused = True
+                self.transport.pauseProducing()  # type: ignore[union-attr]
             return
         self._run(text)
 
@@ -397,6 +405,10 @@ class FTPSession(
                 self.reply(R.LINE_TOO_LONG)
             else:
                 self._run(text)
+        if self._reading_paused and len(self._queue) < MAX_QUEUED_LINES // 2:
+            self._reading_paused = False
+            if not self._closing:
+                self.transport.resumeProducing()  # type: ignore[union-attr]
 
     def _run(self, text: str) -> None:
         verb, argument = split_command(text)

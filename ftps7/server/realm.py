@@ -9,6 +9,7 @@ touch the file system, so they run in the I/O pool.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from twisted.internet import defer
 from zope.interface import Interface, implementer
 
 from ftps7.auth.identity import Identity, normalize_avatar_id
-from ftps7.config.model import ServerConfig, Site
+from ftps7.config.model import ServerConfig, Site, UserIsolationMode
 from ftps7.core import isolation
 from ftps7.core.authz import Authorizer
 from ftps7.core.namespace import SiteNamespace
@@ -67,6 +68,12 @@ class SiteRealm:
         )
         return self.run(self._build, identity)
 
+    def _exists_for(self, mode: UserIsolationMode) -> Callable[[str], bool]:
+        """ActiveDirectory isolation checks a physical home; the others a site path."""
+        if mode is UserIsolationMode.ACTIVE_DIRECTORY:
+            return os.path.isdir
+        return self.namespace.is_dir
+
     def _build(self, identity: Identity) -> tuple[Any, SiteShell, Callable[[], None]]:
         site = self.site
         if not self.authorizer.can_log_on(
@@ -82,7 +89,9 @@ class SiteRealm:
                 identity.domain,
                 identity.anonymous,
                 site.virtual_directories,
-                self.namespace.is_dir,
+                self._exists_for(site.ftp_server.user_isolation),
+                ad_root=identity.ftp_root,
+                ad_dir=identity.ftp_dir,
             )
         except isolation.IsolationError as exc:
             raise LogonRefusedError(R.HOME_INACCESSIBLE, str(exc)) from None

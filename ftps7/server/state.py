@@ -113,6 +113,7 @@ class ServerState:
         *,
         io_pool: ThreadPool,
         auth_pool: ThreadPool,
+        directory_pool: ThreadPool | None = None,
         extra_checkers: Sequence[Any] = (),
         failed_logon_delay: float = 1.0,
     ) -> None:
@@ -156,6 +157,15 @@ class ServerState:
             else None
         )
         self.extra_checkers = list(extra_checkers)
+        self.directory: Any = None
+        if config.ftps7.active_directory is not None:
+            from ftps7.auth.ldapdir import Ldap3Directory
+
+            # ldap3 blocks: it gets its own pool so a slow or dead directory
+            # cannot starve local logons or file I/O.
+            self.directory = Ldap3Directory(
+                config.ftps7.active_directory, directory_pool, reactor
+            )
         self.site_logs = SiteLogs(config.sites, reactor)
         from ftps7.tls.revocation import CrlCache, HttpCrlFetcher
 
@@ -175,21 +185,36 @@ class ServerState:
         except Exception:  # noqa: BLE001 - a broken file means no groups, never a crash
             return frozenset()
 
-    def _password_checkers(self) -> list[Any]:
+    def _password_checkers(self, site: Site) -> list[Any]:
         from ftps7.auth.checkers import LocalAccountsChecker
 
         settings = self.config.ftps7.local_accounts
-        checkers: list[Any] = []
+        local: Any = None
         if self.accounts is not None:
-            checkers.append(
-                LocalAccountsChecker(
-                    self.accounts, self.auth_pool, self.reactor, self.credentials_cache
-                )
+            local = LocalAccountsChecker(
+                self.accounts, self.auth_pool, self.reactor, self.credentials_cache
             )
         elif settings.source.value == "pam":
             from ftps7.auth.pam import PamChecker
 
-            checkers.append(PamChecker(settings.service, self.auth_pool, self.reactor))
+            local = PamChecker(settings.service, self.auth_pool, self.reactor)
+        first = local
+        directory_settings = self.config.ftps7.active_directory
+        if self.directory is not None and directory_settings is not None:
+            from ftps7.auth.dirchecker import DirectoryPasswordChecker, DomainRoutingChecker
+
+            # DOMAIN\user, user@upnSuffix and (with defaultLogonDomain) bare
+            # names go to the directory; other names to the local accounts.
+            first = DomainRoutingChecker(
+                DirectoryPasswordChecker(
+                    self.directory,
+                    directory_settings.domain,
+                    directory_settings.upn_suffix,
+                    site.ftp_server.authentication.default_logon_domain,
+                ),
+                local,
+            )
+        checkers = [first] if first is not None else []
         checkers.extend(self.extra_checkers)
         return checkers
 
@@ -204,9 +229,27 @@ class ServerState:
         if authentication.anonymous_enabled:
             portal.registerChecker(AnonymousChecker(authentication.anonymous_user_name), IAnonymous)
         if authentication.basic_enabled:
-            checkers = self._password_checkers()
+            checkers = self._password_checkers(site)
             if checkers:
                 portal.registerChecker(FirstSuccess(checkers, IUsernamePassword), IUsernamePassword)
+        directory_settings = self.config.ftps7.active_directory
+        if (
+            authentication.client_cert_enabled
+            and site.ftp_server.client_certificates.use_active_directory_mapping
+            and self.directory is not None
+            and directory_settings is not None
+        ):
+            from ftps7.auth.credentials import ICertificateCredentials
+            from ftps7.auth.dirchecker import CertificateMappingChecker
+
+            portal.registerChecker(
+                CertificateMappingChecker(
+                    self.directory,
+                    directory_settings.certificate_mapping,
+                    directory_settings.user_certificate_match,
+                ),
+                ICertificateCredentials,
+            )
         return portal
 
     def login(self, site: Site, credentials: Any) -> defer.Deferred[Any]:

@@ -121,6 +121,8 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Running]]:
         host: str = "127.0.0.1",
         files: dict[str, bytes] | None = None,
         implicit: bool = False,
+        ftps7_extra: str = "",
+        prepare: Callable[[Path], None] | None = None,
         **site_options: Any,
     ) -> Running:
         workdir = tmp_path / f"server{len(started)}"
@@ -172,7 +174,10 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Running]]:
             system_ftp=system_ftp,
             tls=tls,
             site_defaults=site_defaults,
+            ftps7_extra=ftps7_extra,
         )
+        if prepare is not None:
+            prepare(workdir)
         process = ServerProcess(config, extra_args)
         started.append(process)
         process.start()

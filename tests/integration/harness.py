@@ -51,6 +51,7 @@ class SiteSpec:
     data_policy: str = "SslRequire"
     basic: bool = True
     anonymous: bool = False
+    client_cert_auth: bool = False
     extra: str = ""  # more XML inside <ftpServer>
     security_extra: str = ""  # more XML inside <ftpServer><security>
 
@@ -84,6 +85,7 @@ def _site_xml(site: SiteSpec) -> str:
             <authentication>
               <anonymousAuthentication enabled="{str(site.anonymous).lower()}" />
               <basicAuthentication enabled="{str(site.basic).lower()}" />
+              <clientCertAuthentication enabled="{str(site.client_cert_auth).lower()}" />
             </authentication>
             {site.security_extra}
           </security>

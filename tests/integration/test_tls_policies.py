@@ -224,6 +224,8 @@ def _clear_channel(server: Running, control: str, data: str) -> None:
         assert client.cmd("PWD").pair == (530, "Please login with USER and PASS.")
     if control == "SslAllow":
         client.login()
+        # Credentials already went out in the clear: too late to protect them.
+        assert client.cmd("AUTH TLS").pair == (503, "Bad sequence of commands.")
         answers, payload = client.transfer("LIST")
         if data == "SslRequire":
             # Checked on the transfer command, before any 150 (RFC 4217 §10.2; IIS: 534).
@@ -386,6 +388,29 @@ def test_without_a_certificate_auth_is_refused(start_server: Callable[..., Runni
     else:
         assert user.code == 331
         assert client.cmd("PASS alice-pw").code == 230
+    client.close()
+
+
+@pytest.mark.parametrize("data", ["SslRequire", "SslDeny"])
+def test_implicit_sessions_start_private(start_server: Callable[..., Running],
+                                         data: str) -> None:
+    server = start_server(implicit=True, data_policy=data)
+    context = server.client_context()
+    client = RawClient(server.host, server.ports["implicit"], implicit=context)
+    assert client.reply().code == 220  # sent after the handshake
+    assert client.cmd("AUTH TLS").pair == (503, "AUTH already negotiated.")
+    client.login()
+    # As if AUTH TLS, PBSZ 0 and PROT P had been sent.
+    if data == "SslDeny":
+        assert [a.pair for a in client.transfer("LIST", tls=context)[0]] == [DENIES_SSL]
+        assert client.cmd("PROT C").code == 200
+        _listing_works(*client.transfer("LIST"))
+    else:
+        _listing_works(*client.transfer("LIST", tls=context))
+        # What curl sends anyway is accepted.
+        assert client.cmd("PBSZ 0").pair == (200, "PBSZ=0")
+        assert client.cmd("PROT P").code == 200
+        _listing_works(*client.transfer("LIST", tls=context))
     client.close()
 
 

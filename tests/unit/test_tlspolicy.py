@@ -139,7 +139,7 @@ def _walk(control: ControlChannelPolicy, data: DataChannelPolicy) -> dict[str, R
     }
 
 
-_CONTROL_EXPECT = {
+_CONTROL_EXPECT: dict[ControlChannelPolicy, dict[str, R | None]] = {
     ALLOW: {"clear USER": None, "clear LIST": None, "CCC after logon": None},
     REQUIRE: {
         "clear USER": R.POLICY_REQUIRES_SSL,
@@ -148,7 +148,7 @@ _CONTROL_EXPECT = {
     },
     CREDENTIALS: {"clear USER": R.POLICY_REQUIRES_SSL, "clear LIST": None, "CCC after logon": None},
 }
-_DATA_EXPECT = {
+_DATA_EXPECT: dict[DataChannelPolicy, dict[str, R | None]] = {
     D_ALLOW: {"PROT P": None, "PROT C": None, "LIST under C": None, "LIST under P": None},
     D_REQUIRE: {
         "PROT P": None,

@@ -1,0 +1,574 @@
+#!/usr/bin/env python3
+"""ftps7 against pyftpdlib and vsftpd: the one benchmark command.
+
+    sudo python3 bench/run.py [--only download,sessions] [--size 1G] [--reps 5]
+
+Installs what it needs (vsftpd from apt, a bench venv with pyftpdlib and
+pyOpenSSL), starts the three servers on 127.0.0.1 pinned to one CPU, drives
+them from clients pinned to the other CPU, prints a table with ftps7's ratio
+to each peer and writes bench/results/<timestamp>.json. It removes its
+processes, its temporary user and its tmpfs files when it ends, however it
+ends. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pyspy
+import report
+import setup_env
+from servers import (
+    BenchError,
+    Certificate,
+    Common,
+    Ftps7,
+    Pyftpdlib,
+    Server,
+    Vsftpd,
+    listening,
+    make_certificate,
+)
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+WORKLOADS = ("download", "upload", "sessions", "mlsd", "memory", "sessions_rsa")
+PROFILE_WORKLOADS = ("download", "sessions")
+USER = "ftps7bench"
+DOWNLOAD_FILE = "big.bin"
+LIST_FOLDER = "list10k"
+
+
+def parse_size(text: str) -> int:
+    """``1G``, ``256M``, ``64K`` or bytes; binary multiples."""
+    match = re.fullmatch(r"(\d+)\s*([KMG]?)(?:i?B)?", text.strip(), re.IGNORECASE)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 1G or 256M)")
+    return int(match.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30}[match.group(2).upper()]
+
+
+def parse_list(allowed: tuple[str, ...]) -> Any:
+    def parse(text: str) -> list[str]:
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        unknown = [name for name in names if name not in allowed]
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown: {', '.join(unknown)} (choose from {', '.join(allowed)})"
+            )
+        return names
+
+    return parse
+
+
+def default_ftps7_python() -> Path:
+    """The project's .venv if there is one, else the interpreter running the bench."""
+    venv = REPO / ".venv" / "bin" / "python"
+    return venv if venv.exists() else Path(sys.executable)
+
+
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Benchmark ftps7 against pyftpdlib and vsftpd (run as root).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--only",
+        type=parse_list(WORKLOADS),
+        default=list(WORKLOADS),
+        help="comma-separated workloads: " + ",".join(WORKLOADS),
+    )
+    parser.add_argument(
+        "--servers",
+        type=parse_list(report.SERVERS),
+        default=list(report.SERVERS),
+        help="comma-separated servers",
+    )
+    parser.add_argument(
+        "--size",
+        type=parse_size,
+        default=parse_size("1G"),
+        help="transfer file size (1G, 256M, ...)",
+    )
+    parser.add_argument("--reps", type=int, default=5, help="repetitions of every measurement")
+    parser.add_argument(
+        "--cert",
+        choices=("ecdsa-p256", "rsa-2048"),
+        default="ecdsa-p256",
+        help="certificate type for all workloads but sessions_rsa",
+    )
+    parser.add_argument("--concurrency", type=int, default=16, help="session-rate clients")
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="measured seconds of each session-rate run"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=2.0,
+        help="unmeasured seconds before each session-rate window",
+    )
+    parser.add_argument("--files", type=int, default=10000, help="files in the listed folder")
+    parser.add_argument("--idle-sessions", type=int, default=500, help="sessions held for PSS")
+    parser.add_argument("--server-cpu", type=int, default=0, help="CPU the servers run on")
+    parser.add_argument("--client-cpu", type=int, default=1, help="CPU the clients run on")
+    parser.add_argument(
+        "--base-port",
+        type=int,
+        default=30000,
+        help="control ports base..base+2, passive ranges from base+10",
+    )
+    parser.add_argument(
+        "--ftps7-python",
+        type=Path,
+        default=default_ftps7_python(),
+        help="Python of the environment ftps7 is installed in (its twistd "
+        "and ftps7 scripts are taken from the same folder)",
+    )
+    parser.add_argument(
+        "--no-credentials-cache",
+        action="store_true",
+        help="ftps7 with credentialsCache off (argon2id at every logon)",
+    )
+    parser.add_argument(
+        "--bench-venv",
+        type=Path,
+        default=BENCH / ".venv",
+        help="venv for pyftpdlib, pyOpenSSL, py-spy and the clients",
+    )
+    parser.add_argument(
+        "--no-install",
+        action="store_true",
+        help="never apt-get/pip install; fail if something is missing",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="afterwards, profile ftps7 with py-spy under " + " and ".join(PROFILE_WORKLOADS),
+    )
+    parser.add_argument(
+        "--profile-native", action="store_true", help="py-spy --native (C frames too)"
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=BENCH / "results",
+        help="folder for the JSON file and profiles",
+    )
+    parser.add_argument(
+        "--keep-workdir",
+        action="store_true",
+        help="keep configurations and server logs (never the data files)",
+    )
+    return parser.parse_args(argv)
+
+
+class Bench:
+    """One run: set-up, the workloads, clean-up."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+        self.runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self.profiles: dict[str, Any] = {}
+        self.servers: list[Server] = []
+        self.certificates: dict[str, Certificate] = {}
+        self.workdir: Path | None = None
+        self.user_created = False
+        self.bench_python = Path(sys.executable)
+        self.pyspy: Path | None = None
+        self.meta: dict[str, Any] = {}
+
+    # -- set-up ---------------------------------------------------------------
+    def setup(self) -> None:
+        args = self.args
+        if os.geteuid() != 0:
+            raise BenchError("run the bench as root (it creates a local user for vsftpd)")
+        if args.server_cpu == args.client_cpu:
+            raise BenchError("--server-cpu and --client-cpu must differ")
+        for tool in ("taskset", "openssl", "useradd", "chpasswd", "userdel"):
+            if shutil.which(tool) is None:
+                raise BenchError(f"{tool} is missing")
+        self.bench_python = setup_env.ensure_bench_venv(
+            args.bench_venv, not args.no_install, args.profile
+        )
+        if args.profile:
+            self.pyspy = args.bench_venv / "bin" / "py-spy"
+        vsftpd_binary = "/usr/sbin/vsftpd"
+        if "vsftpd" in args.servers:
+            vsftpd_binary = setup_env.ensure_vsftpd(not args.no_install)
+        ftps7_python = args.ftps7_python.absolute()
+        if "ftps7" in args.servers:
+            probe = subprocess.run(
+                [str(ftps7_python), "-c", "import ftps7; print(ftps7.__version__)"],
+                capture_output=True,
+                text=True,
+            )
+            if probe.returncode != 0 or not ftps7_python.with_name("twistd").exists():
+                raise BenchError(f"ftps7 is not installed for {ftps7_python} (give --ftps7-python)")
+
+        # The bench itself sits on the client CPU; servers are started with taskset.
+        os.sched_setaffinity(0, {args.client_cpu})
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+
+        self.workdir = Path(tempfile.mkdtemp(prefix="ftps7-bench-", dir="/dev/shm"))
+        self.workdir.chmod(0o711)  # vsftpd's session runs as the bench user: let it reach data/
+        root = self.workdir / "data"
+        root.mkdir()
+        password = secrets.token_urlsafe(18)
+        setup_env.create_user(USER, root, password)
+        self.user_created = True
+        self._make_data(root)
+        shutil.chown(root, USER, USER)
+        root.chmod(0o755)
+
+        certs = self.workdir / "certs"
+        for kind in ("ecdsa-p256", "rsa-2048"):
+            self.certificates[kind] = make_certificate(certs, kind)
+        common = Common(self.workdir, root, USER, password, args.server_cpu)
+        base = args.base_port
+        self.password = password
+        made: dict[str, Server] = {
+            "ftps7": Ftps7(
+                "ftps7", base, (base + 10, base + 109), common,
+                python=ftps7_python,
+                certificates=[self.certificates[args.cert],
+                              *(c for k, c in self.certificates.items() if k != args.cert)],
+                credentials_cache=not args.no_credentials_cache,
+            ),
+            "pyftpdlib": Pyftpdlib(
+                "pyftpdlib", base + 1, (base + 110, base + 209), common,
+                python=self.bench_python, script=BENCH / "pyftpdlib_server.py",
+            ),
+            "vsftpd": Vsftpd(
+                "vsftpd", base + 2, (base + 210, base + 309), common,
+                binary=vsftpd_binary,
+                supports_tls13_option=setup_env.vsftpd_has_option(vsftpd_binary, "ssl_tlsv1_3"),
+            ),
+        }  # fmt: skip
+        self.servers = [made[name] for name in report.SERVERS if name in args.servers]
+        for server in self.servers:
+            for port in (server.port, *server.passive):
+                if listening(port):
+                    raise BenchError(f"port {port} is in use; choose another --base-port")
+            server.prepare()
+        self.meta = self._meta(ftps7_python, vsftpd_binary)
+
+    def _make_data(self, root: Path) -> None:
+        if {"download"} & set(self.args.only):
+            chunk = os.urandom(1 << 20)
+            whole, rest = divmod(self.args.size, len(chunk))
+            with open(root / DOWNLOAD_FILE, "wb") as handle:
+                for _ in range(whole):
+                    handle.write(chunk)
+                handle.write(chunk[:rest])
+            (root / DOWNLOAD_FILE).chmod(0o644)
+        if "mlsd" in self.args.only:
+            folder = root / LIST_FOLDER
+            folder.mkdir()
+            for index in range(self.args.files):
+                (folder / f"file-{index:05d}.dat").write_bytes(b"x" * (index % 4096))
+            shutil.chown(folder, USER, USER)
+
+    def _meta(self, ftps7_python: Path, vsftpd_binary: str) -> dict[str, Any]:
+        def git(*argv: str) -> str:
+            result = subprocess.run(["git", "-C", str(REPO), *argv], capture_output=True, text=True)
+            return result.stdout.strip()
+
+        cpu_model = ""
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu_model = line.split(":", 1)[1].strip()
+                    break
+        versions = {
+            "ftps7": setup_env.python_package_version(ftps7_python, "ftps7"),
+            "ftps7_git": git("rev-parse", "--short", "HEAD")
+            + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else ""),
+            "ftps7_openssl": subprocess.run(
+                [str(ftps7_python), "-c", "from OpenSSL import SSL; "
+                 "print(SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode())"],
+                capture_output=True, text=True,
+            ).stdout.strip(),
+            "twisted": setup_env.python_package_version(ftps7_python, "twisted"),
+            "pyftpdlib": setup_env.python_package_version(
+                self.bench_python, "pyftpdlib", "__ver__"
+            ),
+            "pyftpdlib_openssl": subprocess.run(
+                [str(self.bench_python), "-c", "from OpenSSL import SSL; "
+                 "print(SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode())"],
+                capture_output=True, text=True,
+            ).stdout.strip(),
+            "vsftpd": setup_env.package_version("vsftpd"),
+            "vsftpd_libssl": setup_env.package_version("libssl3"),
+            "client_python": platform.python_version(),
+            "client_openssl": subprocess.run(
+                [str(self.bench_python), "-c", "import ssl; print(ssl.OPENSSL_VERSION)"],
+                capture_output=True, text=True,
+            ).stdout.strip(),
+        }  # fmt: skip
+        return {
+            "timestamp": self.stamp,
+            "command": " ".join([sys.executable, *sys.argv]),
+            "kernel": platform.release(),
+            "cpu": cpu_model,
+            "cpus": os.cpu_count(),
+            "versions": versions,
+            "settings": {
+                key: (str(value) if isinstance(value, Path) else value)
+                for key, value in vars(self.args).items()
+            },
+            "servers": {server.name: server.describe() for server in self.servers},
+            "notes": [
+                "MB = 10^6 bytes; GiB = 2^30 bytes",
+                "TLS 1.3 required by the client on every connection; the data connection "
+                "resumes the control connection's TLS session",
+                "servers pinned with taskset to --server-cpu; clients, py-spy and the bench "
+                "to --client-cpu",
+            ],
+        }
+
+    # -- running clients --------------------------------------------------------
+    def client(self, server: Server, workload: list[str], timeout: float) -> dict[str, Any]:
+        argv = [
+            "taskset", "-c", str(self.args.client_cpu), str(self.bench_python),
+            str(BENCH / "ftpsclient.py"), "--port", str(server.port), "--user", USER,
+            "--server-pid", str(server.pid), *workload,
+        ]  # fmt: skip
+        env = dict(os.environ, BENCH_FTP_PASSWORD=self.password)
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, text=True, env=env, timeout=timeout, cwd=BENCH
+            )
+        except subprocess.TimeoutExpired:
+            return {"error": f"client timed out after {timeout:.0f} s"}
+        lines = done.stdout.strip().splitlines()
+        try:
+            result: dict[str, Any] = json.loads(lines[-1])
+        except (IndexError, json.JSONDecodeError):
+            result = {"error": f"client failed: {done.stderr.strip()[-2000:]}"}
+        return result
+
+    def record(self, workload: str, server: Server, result: dict[str, Any], rep: int) -> None:
+        self.runs.setdefault(workload, {}).setdefault(server.name, []).append(result)
+        if "error" in result:
+            log(f"[{workload}] {server.name} rep {rep}: ERROR {result['error']}")
+            log(f"  {server.name} log tail:\n{server.log_tail(15)}")
+            return
+        shown = {
+            "download": lambda r: (
+                f"{r['mb_per_s']:.0f} MB/s, {r['server_cpu_s_per_gib']:.2f} "
+                f"CPU s/GiB, client {r['client_core_share'] * 100:.0f}%"
+            ),
+            "upload": lambda r: (
+                f"{r['mb_per_s']:.0f} MB/s, {r['server_cpu_s_per_gib']:.2f} "
+                f"CPU s/GiB, client {r['client_core_share'] * 100:.0f}%"
+            ),
+            "sessions": _show_sessions,
+            "sessions_rsa": _show_sessions,
+            "mlsd": lambda r: (
+                f"{r['seconds']:.3f} s, {r['entries']} entries, NOOP max "
+                f"{r['noop_max_ms_during']:.1f} ms ({r['noop_probes_during']} probes)"
+            ),
+            "memory": lambda r: (
+                f"{r['kib_per_session']:.1f} KiB/session "
+                f"(from fresh {r['kib_per_session_from_fresh']:.1f})"
+            ),
+        }[workload]
+        log(f"[{workload}] {server.name} rep {rep}: {shown(result)}")
+
+    def rotation(self, rep: int) -> list[Server]:
+        """The servers in a different order each repetition (no fixed first/last)."""
+        shift = rep % len(self.servers)
+        return self.servers[shift:] + self.servers[:shift]
+
+    def start_all(self, kind: str) -> None:
+        for server in self.servers:
+            server.start(self.certificates[kind])
+
+    # -- workloads -------------------------------------------------------------
+    def run(self) -> None:
+        args = self.args
+        assert self.workdir is not None
+        root = self.workdir / "data"
+        primary = args.cert
+        transfer_timeout = 120 + args.size / 20e6
+        if set(args.only) & {"download", "upload", "sessions", "mlsd"}:
+            self.start_all(primary)
+        for direction in ("download", "upload"):
+            if direction not in args.only:
+                continue
+            for rep in range(args.reps):
+                for server in self.rotation(rep):
+                    path = DOWNLOAD_FILE if direction == "download" else f"upload-{server.name}.bin"
+                    result = self.client(
+                        server,
+                        ["transfer", "--direction", direction, "--path", path,
+                         "--size", str(args.size)],
+                        transfer_timeout,
+                    )  # fmt: skip
+                    result["certificate"] = primary
+                    self.record(direction, server, result, rep)
+                    if direction == "upload":
+                        (root / path).unlink(missing_ok=True)
+        if "sessions" in args.only:
+            self._sessions("sessions", primary)
+        if "mlsd" in args.only:
+            for rep in range(args.reps):
+                for server in self.rotation(rep):
+                    command = "LIST" if server.name == "vsftpd" else "MLSD"
+                    result = self.client(
+                        server, ["listing", "--command", command, "--path", LIST_FOLDER], 300
+                    )
+                    self.record("mlsd", server, result, rep)
+        if "memory" in args.only:
+            for rep in range(args.reps):
+                for server in self.rotation(rep):
+                    server.start(self.certificates[primary])  # fresh for every measurement
+                    result = self.client(server, ["idle", "--count", str(args.idle_sessions)], 600)
+                    self.record("memory", server, result, rep)
+        if "sessions_rsa" in args.only:
+            self.start_all("rsa-2048")
+            self._sessions("sessions_rsa", "rsa-2048")
+        for server in self.servers:
+            server.stop()
+        if args.profile:
+            self.profile()
+
+    def _sessions(self, workload: str, kind: str) -> None:
+        args = self.args
+        for rep in range(args.reps):
+            for server in self.rotation(rep):
+                result = self.client(
+                    server, self._session_args(), args.warmup + args.duration + 120
+                )
+                result["certificate"] = kind
+                self.record(workload, server, result, rep)
+
+    def _session_args(self) -> list[str]:
+        args = self.args
+        return [
+            "sessions", "--concurrency", str(args.concurrency), "--warmup", str(args.warmup),
+            "--duration", str(args.duration), "--server-cpu", str(args.server_cpu),
+            "--client-cpu", str(args.client_cpu),
+        ]  # fmt: skip
+
+    def profile(self) -> None:
+        """py-spy on ftps7 under the download and the session workloads."""
+        ftps7 = next((server for server in self.servers if server.name == "ftps7"), None)
+        if ftps7 is None or self.pyspy is None:
+            return
+        args = self.args
+        assert self.workdir is not None
+        args.results.mkdir(parents=True, exist_ok=True)
+        for workload in PROFILE_WORKLOADS:
+            if workload == "download" and not (self.workdir / "data" / DOWNLOAD_FILE).exists():
+                continue
+            ftps7.start(self.certificates[args.cert])
+            output = args.results / f"{self.stamp}-pyspy-{workload}.txt"
+            recorder = pyspy.Recorder(
+                self.pyspy, ftps7.pid, output, args.client_cpu, native=args.profile_native
+            )
+            time.sleep(1.0)  # let py-spy attach before the load starts
+            if workload == "download":
+                result = self.client(
+                    ftps7,
+                    ["transfer", "--direction", "download", "--path", DOWNLOAD_FILE,
+                     "--size", str(args.size)],
+                    120 + args.size / 20e6,
+                )  # fmt: skip
+            else:
+                result = self.client(ftps7, self._session_args(), args.warmup + args.duration + 120)
+            recorder.stop()
+            summary = pyspy.summarize(output)
+            summary["raw_file"] = str(output)
+            summary["run_under_profiler"] = result
+            self.profiles[workload] = summary
+            log(pyspy.format_summary(workload, summary))
+        ftps7.stop()
+
+    # -- output and clean-up -------------------------------------------------------
+    def write(self) -> Path:
+        summary = report.metrics(self.runs)
+        document = {
+            "meta": self.meta,
+            "metrics": summary,
+            "runs": self.runs,
+            "profiles": self.profiles,
+        }
+        self.args.results.mkdir(parents=True, exist_ok=True)
+        path = self.args.results / f"{self.stamp}.json"
+        path.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+        print(report.table(summary))
+        print(f"\nJSON: {path}")
+        return path
+
+    def cleanup(self) -> None:
+        for server in self.servers:
+            try:
+                server.stop()
+            except Exception as error:  # noqa: BLE001 - clean up the rest regardless
+                log(f"stopping {server.name}: {error}")
+        if self.user_created:
+            setup_env.delete_user(USER)
+        if self.workdir is not None:
+            if self.args.keep_workdir:
+                shutil.rmtree(self.workdir / "data", ignore_errors=True)
+                kept = Path(tempfile.gettempdir()) / self.workdir.name
+                shutil.copytree(self.workdir, kept, dirs_exist_ok=True)
+                log(f"configurations and logs kept in {kept}")
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _show_sessions(result: dict[str, Any]) -> str:
+    return (
+        f"{result['sessions_per_s']:.0f}/s, p50 {result['p50_ms']:.1f} ms, "
+        f"p99 {result['p99_ms']:.1f} ms, {result['server_cpu_ms_per_session']:.2f} CPU ms, "
+        f"cores busy: server {result['server_core_busy'] * 100:.0f}% client "
+        f"{result['client_core_busy'] * 100:.0f}%, errors {result['error_count']}"
+    )
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, _terminate)
+    bench = Bench(args)
+    try:
+        bench.setup()
+        bench.run()
+        bench.write()
+    except BenchError as error:
+        log(f"bench: {error}")
+        return 1
+    finally:
+        bench.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
