@@ -438,3 +438,55 @@ def test_directory_outage_and_recovery(
     client.auth()
     client.login("EXAMPLE\\alice", "alice-domain-pw")
     client.quit()
+
+
+def test_active_directory_isolation_uses_msiis_ftp_attributes(
+    start_server: Callable[..., Running], authority: Authority, tmp_path: Path
+) -> None:
+    if not slapd_installed():
+        pytest.skip("needs OpenLDAP's slapd (apt-get install slapd)")
+    homes = tmp_path / "homes"
+    (homes / "dave").mkdir(parents=True)
+    (homes / "dave" / "mine.txt").write_text("dave's file\n")
+    ldif = f"""\
+dn: cn=dave,ou=Users,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: adUserAux
+cn: dave
+sn: dave
+sAMAccountName: dave
+userPrincipalName: dave@example.com
+userAccountControl: 512
+userPassword: dave-domain-pw
+msIIS-FTPRoot: {homes}
+msIIS-FTPDir: dave
+
+dn: cn=ftpusers,ou=Groups,dc=example,dc=com
+objectClass: groupOfNames
+cn: ftpusers
+member: cn=dave,ou=Users,dc=example,dc=com
+"""
+    try:
+        slapd = start_slapd(tmp_path / "slapd-ad", ldif)
+    except SlapdUnavailable as error:
+        pytest.skip(str(error))
+    try:
+        directory = (
+            f'<activeDirectory url="{slapd.url}" domain="EXAMPLE" upnSuffix="example.com" '
+            'baseDn="dc=example,dc=com" timeout="00:00:02" />'
+        )
+        server = start_server(
+            ftps7_extra=directory,
+            extra='<userIsolation mode="ActiveDirectory" />',
+        )
+        client = server.ftps(login=False)
+        client.auth()
+        client.login("EXAMPLE\\dave", "dave-domain-pw")
+        client.prot_p()
+        assert client.nlst() == ["mine.txt"]
+        assert client.pwd() == "/"
+        client.cwd("..")
+        assert client.nlst() == ["mine.txt"]
+        client.quit()
+    finally:
+        slapd.stop()
