@@ -125,6 +125,10 @@ class FileSender:
 
     def _failed(self, failure: Failure) -> None:
         self._next = None
+        if self._stopped:
+            # The transfer already ended (ABOR, connection lost: stopProducing)
+            # and the file was closed under this read; the transport may be gone.
+            return
         self._stopped = True
         self.transport.unregisterProducer()
         if not self.done.called:
