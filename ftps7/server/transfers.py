@@ -111,11 +111,14 @@ class FileSender:
             if not chunk:
                 self._finish()
                 return
-            self._read_ahead()
             if self.ascii:
                 chunk, self._cr = to_ascii(chunk, self._cr)
             self.bytes_sent += len(chunk)
             self.transport.write(chunk)
+            # Read the next chunk while this one is encrypted and sent; after
+            # the write, so chunks go out in order even if the read completes
+            # at once.
+            self._read_ahead()
 
     def _finish(self) -> None:
         self._stopped = True
