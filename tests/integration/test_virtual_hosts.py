@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ftplib
 import shutil
 import socket
@@ -50,7 +51,7 @@ class VHosts:
         return ssl.create_default_context(cadata=self.certs[site].decode())
 
 
-def _start(tmp_path: Path, *, default_site: bool) -> VHosts:
+def _start(tmp_path: Path, *, default_site: bool, logs: Path | None = None) -> VHosts:
     store = CertificateStore(str(tmp_path / "certs"))
     accounts = AccountsFile(str(tmp_path / "users"))
     for name, (password, groups) in USERS.items():
@@ -79,6 +80,7 @@ def _start(tmp_path: Path, *, default_site: bool) -> VHosts:
                 cert_hash=stored.thumbprint,
                 control_policy=policies[site],
                 data_policy="SslAllow" if site == "beta" else "SslRequire",
+                extra=f'<logFile directory="{logs}" />' if logs else "",
             )
         )
     if default_site:
@@ -292,3 +294,25 @@ def test_lftp_sni_verifies_the_site_certificate(vhosts: VHosts) -> None:
     result = subprocess.run(["lftp", "-c", script], capture_output=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"this is gamma\n"
+
+
+def test_logs_and_limits_are_per_site(tmp_path: Path) -> None:
+    running = _start(tmp_path, default_site=False, logs=tmp_path / "logs")
+    try:
+        for host in ("alpha.test", "beta.test"):
+            client = ftplib.FTP(timeout=20)
+            client.connect("127.0.0.1", running.port)
+            client.sendcmd(f"HOST {host}")
+            with contextlib.suppress(ftplib.error_perm):
+                client.login("alice", "alice-pw")  # alpha refuses a clear logon: logged too
+            client.quit()
+    finally:
+        running.process.stop()
+    alpha = (tmp_path / "logs" / "FTPSVC1").glob("u_ex*.log")
+    beta = (tmp_path / "logs" / "FTPSVC2").glob("u_ex*.log")
+    alpha_text = "".join(path.read_text() for path in alpha)
+    beta_text = "".join(path.read_text() for path in beta)
+    assert " 534 " in alpha_text
+    assert " 230 " in beta_text
+    assert " 230 " not in alpha_text
+    assert not (tmp_path / "logs" / "FTPSVC3").exists()
