@@ -546,7 +546,12 @@ class TransferCommands:
                         listing.mlsx_line(entry, facts, self.perm_for(child, entry.is_dir))
                     )
                 return lines
-            return listing.list_lines(result.entries, flags, now=now)
+            entries = result.entries
+            if not flags & ShowFlags.DISPLAY_VIRTUAL_DIRECTORIES:
+                # IIS lists only what is on disk unless asked to add virtual
+                # directories (MLSD and NLST always show them).
+                entries = tuple(e for e in entries if e.name not in result.virtual_names)
+            return listing.list_lines(entries, flags, now=now)
 
         def single(entry: listing.Entry) -> list[str]:
             name = paths.basename(path)

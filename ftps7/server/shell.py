@@ -69,6 +69,9 @@ class Listing:
     path: str
     directory: listing.Entry
     entries: tuple[listing.Entry, ...]
+    #: Names that are there only as virtual directories (no folder on disk):
+    #: LIST shows them only with ``showFlags="DisplayVirtualDirectories"``.
+    virtual_names: frozenset[str] = frozenset()
 
 
 class UploadTarget:
@@ -240,7 +243,7 @@ class SiteShell:
         return self.run(work)
 
     def list_directory(self, user_path: str) -> defer.Deferred[Listing]:
-        """The entries of a directory, virtual directories included (IIS shows them)."""
+        """The entries of a directory, virtual directories included (see `Listing`)."""
 
         def work() -> Listing:
             self._filter(user_path)
@@ -279,8 +282,10 @@ class SiteShell:
             except OSError as exc:
                 if not self._is_virtual_dir(user_path):
                     raise _os_error(exc, R.PATH_UNAVAILABLE) from None
+            virtual_names: set[str] = set()
             for name in self.namespace.virtual_children(user_path):
                 if name not in entries:
+                    virtual_names.add(name)
                     child = paths.join(user_path, name)
                     try:
                         entries[name] = self._entry(name, self.namespace.physical(child))
@@ -289,7 +294,7 @@ class SiteShell:
             if directory is None:
                 directory = listing.directory_entry(".", time.time())
             ordered = tuple(entries[name] for name in sorted(entries))
-            return Listing(user_path, directory, ordered)
+            return Listing(user_path, directory, ordered, frozenset(virtual_names))
 
         return self.run(work)
 

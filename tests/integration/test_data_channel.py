@@ -14,6 +14,7 @@ import ftplib
 import io
 import os
 import re
+import select
 import socket
 import ssl
 from collections.abc import Callable
@@ -346,3 +347,38 @@ def test_ipv6_on_loopback(start_server: Callable[..., Running]) -> None:
     assert sorted(client.nlst()) == ["hello.txt", "six.bin"]
     client.quit()
     server.process.wait_for_log(r"session \d+ connected from ::1:\d+ to ::1:")
+
+
+# -------------------------------------------------- TLS 1.3 session tickets
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="OpenSSL sends a TLS 1.3 NewSessionTicket after every data-connection "
+    "handshake; a client that never reads its upload connection (lftp/GnuTLS) closes "
+    "with it unread, Linux resets the connection and drops the client's unsent data. "
+    "The cure, SSL_set_num_tickets(ssl, 0) on data connections, is not exposed by "
+    "pyOpenSSL 26 (see docs/protocol.md, section 6)",
+)
+def test_upload_from_a_client_that_never_reads_its_data_connection(server: Running) -> None:
+    from OpenSSL import SSL
+
+    payload = bytes(range(256)) * (32 * 4096)  # 32 MiB: more than the socket buffers hold
+    client = server.ftps()
+    _, port = ftplib.parse227(client.sendcmd("PASV"))
+    raw = socket.create_connection((server.host, port), timeout=20)
+    assert client.sendcmd("STOR quiet.bin").startswith("150")
+    raw.settimeout(None)  # pyOpenSSL wants a blocking socket
+    context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    context.set_min_proto_version(SSL.TLS1_3_VERSION)
+    tls = SSL.Connection(context, raw)
+    tls.set_connect_state()
+    tls.do_handshake()
+    # Whatever the server sends after the handshake is now waiting, unread ...
+    select.select([raw], [], [], 5)
+    tls.sendall(payload)
+    tls.shutdown()  # ... close_notify is sent, nothing is read: lftp's way
+    raw.close()
+    assert client.voidresp().startswith("226")
+    assert (server.root / "quiet.bin").read_bytes() == payload
+    client.quit()

@@ -171,16 +171,16 @@ def _garbage(seed: int, size: int) -> bytes:
 
 
 GARBAGE = [
-        b"\x00",
-        b"\x00\x01\x02NOOP",
-        b"NO\x00OP",
-        b"\x80\x81\xfe\xfd",
-        b"\xc3(\xa0\xa1 \xed\xa0\x80",
-        b"\xff\xff\xff\xff",
-        b"\x1b[31mRED\x1b[0m",
-        b"USER\x00alice",
-        _garbage(1, 1000),
-        _garbage(2, 3000),
+    b"\x00",
+    b"\x00\x01\x02NOOP",
+    b"NO\x00OP",
+    b"\x80\x81\xfe\xfd",
+    b"\xc3(\xa0\xa1 \xed\xa0\x80",
+    b"\xff\xff\xff\xff",
+    b"\x1b[31mRED\x1b[0m",
+    b"USER\x00alice",
+    _garbage(1, 1000),
+    _garbage(2, 3000),
 ]
 
 
@@ -296,6 +296,30 @@ def test_every_command_that_needs_a_logon_is_530_before_it(plain: Running) -> No
     client.close()
 
 
+MALFORMED = [
+    ("PORT 1,2,3", 501),
+    ("PORT 127,0,0,1,300,1", 501),
+    ("PORT a,b,c,d,e,f", 501),
+    ("EPRT |1|127.0.0.1|", 501),
+    ("EPRT |1|127.0.0.1|99999|", 501),
+    ("EPRT |3|127.0.0.1|2000|", 522),
+    ("REST abc", 501),
+    ("REST -1", 554),
+    ("REST 99999999999999999999999", 554),
+    ("TYPE X", 504),
+    ("TYPE", 501),
+    ("MODE B", 504),
+    ("STRU R", 504),
+    ("EPSV 7", 522),
+    ("PROT P", 503),
+    ("PBSZ 0", 503),
+    ("ACCT billing", 502),
+    ("RNTO x", 503),
+    ("OPTS NOTHING", 504),
+    ("HOST ", 501),
+]
+
+
 def test_missing_and_malformed_arguments(plain: Running) -> None:
     client = RawControl(plain.host, plain.port)
     client.login()
@@ -307,30 +331,6 @@ def test_missing_and_malformed_arguments(plain: Running) -> None:
     assert answers == dict(MALFORMED)
     assert client.cmd("PWD")[0] == 257
     client.close()
-
-
-MALFORMED = [
-        ("PORT 1,2,3", 501),
-        ("PORT 127,0,0,1,300,1", 501),
-        ("PORT a,b,c,d,e,f", 501),
-        ("EPRT |1|127.0.0.1|", 501),
-        ("EPRT |1|127.0.0.1|99999|", 501),
-        ("EPRT |3|127.0.0.1|2000|", 522),
-        ("REST abc", 501),
-        ("REST -1", 554),
-        ("REST 99999999999999999999999", 554),
-        ("TYPE X", 504),
-        ("TYPE", 501),
-        ("MODE B", 504),
-        ("STRU R", 504),
-        ("EPSV 7", 522),
-        ("PROT P", 503),
-        ("PBSZ 0", 503),
-        ("ACCT billing", 502),
-        ("RNTO x", 503),
-        ("OPTS NOTHING", 504),
-        ("HOST ", 501),
-]
 
 
 # ---------------------------------------------------------------- pipelines
@@ -361,11 +361,28 @@ def test_many_pipelined_commands_are_answered_in_order(plain: Running) -> None:
     client.close()
 
 
+def test_a_long_pipeline_over_implicit_tls(start_server: Callable[..., Running]) -> None:
+    # Pausing the reads goes through the TLS layer to the socket underneath.
+    server = start_server(implicit=True)
+    raw = socket.create_connection((server.host, server.ports["implicit"]), timeout=20)
+    tls = server.client_context().wrap_socket(raw, server_hostname=server.host)
+    reader = tls.makefile("rb")
+    assert reader.readline().startswith(b"220")
+    tls.sendall(b"USER alice\r\nPASS alice-pw\r\n" + b"SIZE hello.txt\r\n" * 3000 + b"NOOP\r\n")
+    assert reader.readline() == b"331 Password required\r\n"
+    assert reader.readline() == b"230 User logged in.\r\n"
+    assert all(reader.readline() == b"213 14\r\n" for _ in range(3000))
+    assert reader.readline() == b"200 NOOP command successful.\r\n"
+    reader.close()
+    tls.close()
+
+
 def test_a_single_read_of_countless_tiny_lines_is_cut_off(plain: Running) -> None:
     client = RawControl(plain.host, plain.port)
     client.login()
+    client.epsv()  # never used: the RETR below waits for it, so everything queues
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        client.send(b"SIZE hello.txt\r\n" + b"\n" * 60_000)  # may be cut off mid-send
+        client.send(b"RETR hello.txt\r\n" + b"\n" * 60_000)  # may be cut off mid-send
     with pytest.raises((EOFError, ConnectionResetError)):
         for _ in range(60_001):
             client.reply()
