@@ -89,6 +89,7 @@ class R(enum.Enum):
     # 5xx
     UNKNOWN_COMMAND = (500, "'{command}': command not understood.")
     LINE_TOO_LONG = (500, "Command line too long.")
+    MLSD_NOT_A_DIRECTORY = (501, "MLSD requires a directory.")
     SYNTAX_ERROR = (501, "Syntax error in parameters or arguments.")
     NOT_IMPLEMENTED = (502, "Command not implemented.")
     COMMAND_FILTERED = (502, "Command not allowed by policy.")
@@ -138,6 +139,7 @@ class R(enum.Enum):
     NOT_A_DIRECTORY = (550, "The directory name is invalid.")
     DIRECTORY_NOT_EMPTY = (550, "The directory is not empty.")
     PORT_DENIED = (501, "Server cannot accept argument: illegal PORT address.")
+    FILE_TOO_LARGE = (552, "Requested file action aborted: exceeded storage allocation.")
     BAD_FILENAME = (553, "File name not allowed.")
     INVALID_RESTART = (554, "Invalid REST parameter.")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from twisted.cred.error import LoginFailed, UnauthorizedLogin
@@ -12,6 +13,7 @@ from twisted.python.failure import Failure
 from ftps7.auth.credentials import FTPAnonymous, FTPCertificateCredentials, FTPUsernamePassword
 from ftps7.auth.dirchecker import DirectoryUnavailableLogin
 from ftps7.core.replies import FTPError, R, Reply, format_reply, framed_reply, message_reply
+from ftps7.server.addresses import normalize
 from ftps7.server.realm import LogonRefusedError
 from ftps7.server.session import TlsState
 
@@ -23,6 +25,14 @@ log = Logger()
 
 #: User names that mean an anonymous logon when anonymousAuthentication is on.
 ANONYMOUS_NAMES = frozenset({"anonymous", "ftp"})
+
+
+def _is_ip_literal(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 class AccessCommands:
@@ -47,6 +57,21 @@ class AccessCommands:
             raise FTPError(R.SYNTAX_ERROR)
         if host.startswith("[") and host.endswith("]"):
             host = host[1:-1]
+        if _is_ip_literal(host):
+            # RFC 7151 §3.1: an IP literal names the server itself (lftp sends
+            # the address it connected to): the endpoint's default site.
+            if normalize(host) != self.local_host:
+                raise FTPError(R.HOST_UNKNOWN, host=host[:100])
+            site = self.endpoint.default_site(self.local_host)
+            if site is None:
+                raise FTPError(R.HOST_UNKNOWN, host=host[:100])
+            if not self.set_site(site):
+                self.send(self._max_clients_reply(site))
+                self.close()
+                raise defer.CancelledError()
+            self.state.host = None
+            lines = self.message_lines(self.site_settings().messages.banner_message)
+            return message_reply(R.HOST_ACCEPTED, lines)
         if self.sni_host is not None and host.lower().rstrip(".") != self.sni_host:
             # RFC 7151 §3.2: after TLS with SNI, HOST must name the same host.
             raise FTPError(R.HOST_UNKNOWN, host=host[:100])

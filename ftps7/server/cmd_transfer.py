@@ -461,9 +461,38 @@ class TransferCommands:
                 )
                 transfer.receiver = receiver
                 transfer.watch(self.site_settings().connections.data_channel_timeout)
-                connection.attach_sink(receiver.feed)
+                # requestFiltering maxAllowedContentLength bounds the size of
+                # the resulting file (offset included, for REST and APPE).
+                limit = self.server.config.server.request_filtering.max_allowed_content_length
+                start = offset + (target.initial_size if append else 0)
+                too_large = False
+
+                def feed(data: bytes) -> None:
+                    nonlocal too_large
+                    if too_large:
+                        return
+                    if start + receiver.bytes_received + len(data) > limit:
+                        too_large = True
+                        connection.abort()
+                        return
+                    receiver.feed(data)
+
+                connection.attach_sink(feed)
                 if not connection.is_closed:
                     await connection.closed
+                if too_large:
+                    await receiver.finish()
+                    await self.server.run_io(target.discard)
+                    self.state.bytes_received += receiver.bytes_received
+                    log.warn(
+                        "session {session}: {command} {path} exceeded maxAllowedContentLength "
+                        "({limit} bytes); discarded",
+                        session=self.session_id,
+                        command=command,
+                        path=path,
+                        limit=limit,
+                    )
+                    return format_reply(R.FILE_TOO_LARGE)
                 try:
                     await receiver.finish()
                 except Exception as exc:  # noqa: BLE001 - a write failed
@@ -558,7 +587,7 @@ class TransferCommands:
             if kind == "NLST":
                 return [name]
             if kind == "MLSD":
-                raise FTPError(R.NOT_A_DIRECTORY)
+                raise FTPError(R.MLSD_NOT_A_DIRECTORY)
             return listing.list_lines([replace(entry, name=name)], flags, now=now)
 
         def got_entry(entry: listing.Entry) -> Any:
@@ -572,6 +601,7 @@ class TransferCommands:
 
     def _listing(self: FTPSession, kind: str, argument: str) -> Any:
         path = self.path_argument(list_arguments(argument) if kind != "MLSD" else argument)
+        self.state.params.rest = 0  # REST applies to the next RETR/STOR only
 
         async def body(transfer: Transfer) -> Reply:
             lines = await self.listing_lines(kind, path)

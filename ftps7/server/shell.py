@@ -77,7 +77,15 @@ class Listing:
 class UploadTarget:
     """A temporary file that becomes the target only on `commit`."""
 
-    def __init__(self, final_path: str, temp_path: str, handle: Any, keep_partial: bool) -> None:
+    def __init__(
+        self,
+        final_path: str,
+        temp_path: str,
+        handle: Any,
+        keep_partial: bool,
+        initial_size: int = 0,
+    ) -> None:
+        self.initial_size = initial_size  # bytes copied from the existing file (APPE, REST)
         self.final_path = final_path
         self.temp_path = temp_path
         self.handle = handle
@@ -433,7 +441,8 @@ class SiteShell:
                 os.unlink(temp)
                 raise _os_error(exc) from None
             keep = self.file_handling.keep_partial_uploads
-            return UploadTarget(final, temp, handle, keep)
+            copied = existing.st_size if (existing is not None and append) else 0
+            return UploadTarget(final, temp, handle, keep, copied)
 
         return self.run(work)
 

@@ -382,3 +382,42 @@ def test_upload_from_a_client_that_never_reads_its_data_connection(server: Runni
     assert client.voidresp().startswith("226")
     assert (server.root / "quiet.bin").read_bytes() == payload
     client.quit()
+
+
+def test_uploads_over_max_allowed_content_length_are_refused(start_server) -> None:
+    server = start_server(
+        system_ftp='<security><requestFiltering><requestLimits maxAllowedContentLength="1000" />'
+        "</requestFiltering></security>"
+    )
+    client = server.ftps()
+    client.storbinary("STOR small.bin", io.BytesIO(b"s" * 1000))
+
+    def refused(command: str, data: bytes) -> None:
+        conn = client.transfercmd(command)
+        try:
+            conn.sendall(data)
+            conn.unwrap()
+        except OSError:
+            pass  # the server cut the data connection at the limit
+        conn.close()
+        with pytest.raises(ftplib.error_perm, match="^552"):
+            client.voidresp()
+
+    refused("STOR big.bin", b"b" * 5000)
+    assert not (server.root / "big.bin").exists()
+    refused("APPE small.bin", b"x")
+    assert (server.root / "small.bin").read_bytes() == b"s" * 1000
+    client.quit()
+
+
+def test_mlsd_on_a_file_is_501_and_host_with_own_address_is_default_site(server) -> None:
+    client = server.ftps()
+    with pytest.raises(ftplib.error_perm, match="^501"):
+        list(client.mlsd("hello.txt"))
+    client.quit()
+    plain = ftplib.FTP(timeout=20)
+    plain.connect(server.host, server.port)
+    assert plain.sendcmd(f"HOST {server.host}").startswith("220")
+    with pytest.raises(ftplib.error_perm, match="^504"):
+        plain.sendcmd("HOST 192.0.2.1")
+    plain.close()
