@@ -27,8 +27,12 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     )
     supportedInterfaces = (credentials.IUsernamePassword,)
     optParameters = [
-        ["config", "c", None, "The configuration file (default: $FTPS7_CONFIG, then "
-         "/etc/ftps7/ftps7.config)."],
+        [
+            "config",
+            "c",
+            None,
+            "The configuration file (default: $FTPS7_CONFIG, then /etc/ftps7/ftps7.config).",
+        ],
     ]
 
     def postOptions(self) -> None:
@@ -76,14 +80,26 @@ class ClosingService(service.Service):
         self.state.site_logs.close()
 
 
+def _shared_auto_certificate(state: Any) -> Any:
+    """Workers 1..N-1 use the example certificate worker 0 made (or make it, race-safe)."""
+    name = state.config.ftps7.certificate_store.auto_create
+    if not name:
+        return None
+    from ftps7.tls.certgen import ensure_self_signed
+
+    return ensure_self_signed(state.store, name)
+
+
 def makeService(options: Options) -> service.MultiService:
     from twisted.internet import reactor
 
     from ftps7.server.monitor import CertificateMonitor
     from ftps7.server.startup import build_listeners, prepare
     from ftps7.server.state import ServerState
+    from ftps7.server.workers import WorkerSupervisor, worker_argv, worker_index
 
     config = options["loaded"]
+    worker = worker_index()
     top = service.MultiService()
     io_pool = ThreadPool(minthreads=2, maxthreads=16, name="ftps7-io")
     auth_pool = ThreadPool(minthreads=1, maxthreads=4, name="ftps7-auth")
@@ -99,9 +115,15 @@ def makeService(options: Options) -> service.MultiService:
         io_pool=io_pool,
         auth_pool=auth_pool,
         directory_pool=directory_pool,
+        worker=worker,
         extra_checkers=options.get("credCheckers", []),
     )
-    prepare(state)
+    if worker == 0:
+        prepare(state)  # certificate creation and warnings happen once
+    else:
+        state.auto_certificate = _shared_auto_certificate(state)
+    if config.ftps7.process.workers > 1 and worker == 0:
+        WorkerSupervisor(config.ftps7.process.workers, worker_argv()).setServiceParent(top)
     # Stopped before the pools (a MultiService stops its children in reverse).
     ClosingService(state).setServiceParent(top)
     CertificateMonitor(state).setServiceParent(top)
@@ -109,5 +131,5 @@ def makeService(options: Options) -> service.MultiService:
         listener.setServiceParent(top)
     # Services start in the reactor's "before startup" phase, so by the time this
     # runs every listener is bound: tests and supervisors can wait for this line.
-    reactor.callWhenRunning(lambda: log.info("ftps7 ready"))
+    reactor.callWhenRunning(lambda: log.info("ftps7 ready (worker {worker})", worker=worker))
     return top

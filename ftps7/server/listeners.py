@@ -16,6 +16,7 @@ from zope.interface import implementer
 from ftps7.core.vhosts import EndpointSites
 from ftps7.server.protocol import FTPSession
 from ftps7.server.state import ServerState
+from ftps7.server.workers import ReusePortServer
 
 log = Logger()
 
@@ -78,9 +79,13 @@ def listener_services(state: ServerState, endpoints: list[EndpointSites]) -> lis
             default=60,
         )
         for interface in _interfaces(endpoint.ip):
-            listener = internet.TCPServer(
-                endpoint.port, factory, backlog=backlog, interface=interface
-            )
+            listener: service.Service
+            if state.config.ftps7.process.workers > 1:
+                listener = ReusePortServer(interface, endpoint.port, factory, backlog)
+            else:
+                listener = internet.TCPServer(
+                    endpoint.port, factory, backlog=backlog, interface=interface
+                )
             listener.setName(f"ftp {interface}:{endpoint.port}")
             services.append(listener)
     return services

@@ -116,6 +116,7 @@ class ServerState:
         directory_pool: ThreadPool | None = None,
         extra_checkers: Sequence[Any] = (),
         failed_logon_delay: float = 1.0,
+        worker: int = 0,
     ) -> None:
         from ftps7.auth.accounts import AccountsFile
         from ftps7.auth.cache import CredentialsCache
@@ -124,6 +125,7 @@ class ServerState:
         from ftps7.tls.store import CertificateStore
 
         self.config = config
+        self.worker = worker
         self.reactor = reactor
         self.clock = reactor
         self.io_pool = io_pool
@@ -328,10 +330,14 @@ class ServerState:
             if context is None:
                 settings = session.site_settings()
                 policy = settings.client_certificates.client_certificate_policy
+                request = policy is not ClientCertificatePolicy.CERT_IGNORE
                 context = self.tls.session_context(
                     certificate,
                     ssl128=settings.ssl.ssl128,
-                    request_client_cert=policy is not ClientCertificatePolicy.CERT_IGNORE,
+                    request_client_cert=request,
+                    # Advertise the trusted roots so a client with several
+                    # certificates offers the one this server accepts.
+                    client_ca_names=self._client_ca_names() if request else (),
                     session_id=b"ftps7-%d" % session.session_id,
                 )
                 contexts[certificate.thumbprint] = context
@@ -349,6 +355,15 @@ class ServerState:
         context = context_for(initial)
         set_sni_callback(context, choose)
         return context
+
+    def _client_ca_names(self) -> list[Any]:
+        # Roots and intermediates both: GnuTLS clients (lftp) only offer a
+        # certificate whose direct issuer is in the list.
+        try:
+            cas = [*self.store.trusted_roots(), *self.store.intermediates()]
+            return list({ca.subject.public_bytes(): ca.subject for ca in cas}.values())
+        except Exception:  # noqa: BLE001 - an unreadable store just advertises nothing
+            return []
 
     def check_client_certificate(
         self, leaf: Any, chain: Sequence[Any], settings: Any
@@ -383,5 +398,13 @@ class ServerState:
         return None
 
     def passive_range(self) -> tuple[int, int]:
+        """This worker's slice of the passive port range (the whole range with one worker)."""
+        from ftps7.server.workers import port_slice
+
         server = self.config.server
-        return server.low_data_channel_port, server.high_data_channel_port
+        return port_slice(
+            server.low_data_channel_port,
+            server.high_data_channel_port,
+            self.config.ftps7.process.workers,
+            self.worker,
+        )
