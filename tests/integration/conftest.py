@@ -99,8 +99,18 @@ def make_certificate(store: CertificateStore, name: str = "test server") -> Any:
     return store.add("MY", cert, [], key, name.replace(" ", "-"))
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Remember each phase's report so fixtures can tell whether the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[..., Running]]:
+def start_server(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Running]]:
     """Build a configuration and start ``twistd -n ftps7`` on it.
 
     Keyword arguments tune the default single-site configuration; ``sites``
@@ -185,9 +195,13 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Running]]:
         return Running(host, port, root, workdir, process, cert_pem, certificate.thumbprint, ports)
 
     yield start
+    failed = getattr(request.node, "report_call", None)
     for process in started:
         process.stop()
         log = process.log
+        if failed is not None and failed.failed:
+            # The server's side of a failure is what a CI log needs most.
+            print(f"----- server log ({process.config}) -----\n{log}")
         assert "Traceback" not in log and "Unhandled" not in log, log
 
 

@@ -37,11 +37,21 @@ def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+CURL_UPLOADS = "--tls-max 1.2"
+# Uploads run on TLS 1.2: with TLS 1.3, OpenSSL's NewSessionTicket after each data
+# handshake sits unread in a client that only writes; when the machine is loaded, the
+# client's close() then resets the connection and drops its close_notify, and the
+# server rightly answers 426 (docs/protocol.md §6; the strict xfail in
+# test_data_channel.py pins the server side). Downloads stay on TLS 1.3.
+
+
 def curl(server: Running, *args: str, tls: bool = True, user: str = "alice",
          expect: int | tuple[int, ...] = 0) -> subprocess.CompletedProcess[str]:
     argv = ["curl", "-sS", "--max-time", "50", "--user", f"{user}:{USERS[user][0]}"]
     if tls:
         argv += ["--ssl-reqd", "--cacert", server.ca_file]
+        if "-T" in args:
+            argv += ["--tls-max", "1.2"]  # see CURL_UPLOADS
     result = _run([*argv, *args], server.workdir)
     expected = expect if isinstance(expect, tuple) else (expect,)
     assert result.returncode in expected, (result.returncode, result.stdout, result.stderr)
