@@ -1,22 +1,16 @@
-"""The benchmark's FTPS client: explicit FTPS with raw FTP lines over ``ssl``.
+"""The benchmark's FTPS client: one workload, measured once, printed as JSON.
 
-Run by ``run.py`` as a separate process pinned to the client CPU; one
-invocation measures one workload once and prints its result as one JSON
-object on standard output.
+Run by ``run.py`` as a separate process pinned to the client CPU, with the
+bench venv's Python. The FTP side is `ftpcontrol.Control`: raw FTP lines on
+a blocking socket, TLS over memory BIOs.
 
 Why blocking sockets and processes rather than asyncio: a session is a chain
 of request/reply round trips, and with a blocking socket each step is one
-``send`` and one ``recv`` with the TLS work done in C; there is no event-loop
-or Python-level TLS-BIO bookkeeping per byte. Concurrency comes from worker
-processes (16 for the session rate), so the client spends its CPU on TLS and
-system calls, and the script measures how busy the client core was to show
-it is not the bottleneck.
-
-The client does not verify the server's certificate (the bench made it a
-minute ago; chain verification would only add client CPU). TLS 1.3 is
-required on every connection, so all servers are measured on the same
-protocol. Data connections resume the control connection's TLS session, as
-FileZilla, lftp and curl do (vsftpd requires it: ``require_ssl_reuse``).
+``send`` and one ``recv`` with the TLS work done in C; there is no event loop
+in Python between them. Concurrency comes from worker processes (16 for the
+session rate). Every result carries the CPU use of the server, of the client
+processes and of both CPUs over the measured window, and which CPU was the
+bottleneck (see `bottleneck`).
 """
 
 from __future__ import annotations
@@ -26,8 +20,6 @@ import contextlib
 import json
 import multiprocessing
 import os
-import re
-import socket
 import ssl
 import statistics
 import sys
@@ -36,140 +28,25 @@ import traceback
 from array import array
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 import procstat
+from ftpcontrol import (
+    FAILURES,
+    TIMEOUT,
+    Control,
+    FtpError,
+    Target,
+    TlsContext,
+    pyopenssl_context,
+    stdlib_context,
+)
 
-TIMEOUT = 60.0
-_EPSV = re.compile(r"\(\|\|\|(\d+)\|\)")
-_PASV = re.compile(r"(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)")
-
-
-class FtpError(Exception):
-    """An unexpected reply or a broken connection."""
-
-
-@dataclass(frozen=True)
-class Target:
-    host: str
-    port: int
-    user: str
-    password: str
-    server_pid: int
-
-
-def client_context() -> ssl.SSLContext:
-    """TLS 1.3 only, no certificate verification (see the module docstring)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    context.minimum_version = ssl.TLSVersion.TLSv1_3
-    context.maximum_version = ssl.TLSVersion.TLSv1_3
-    return context
-
-
-class Control:
-    """One control connection: lines out, (possibly multi-line) replies in."""
-
-    def __init__(self, target: Target, timeout: float = TIMEOUT) -> None:
-        self.target = target
-        self.raw = socket.create_connection((target.host, target.port), timeout=timeout)
-        self.raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock: socket.socket = self.raw
-        self.buffer = bytearray()
-
-    def _line(self) -> bytes:
-        while True:
-            end = self.buffer.find(b"\n")
-            if end >= 0:
-                line = bytes(self.buffer[: end + 1])
-                del self.buffer[: end + 1]
-                return line.rstrip(b"\r\n")
-            data = self.sock.recv(16384)
-            if not data:
-                raise FtpError("control connection closed")
-            self.buffer += data
-
-    def reply(self, *expected: int) -> str:
-        line = self._line()
-        text = [line]
-        if line[3:4] == b"-":
-            last = line[:3] + b" "
-            while not line.startswith(last):
-                line = self._line()
-                text.append(line)
-        joined = b"\n".join(text).decode("utf-8", "replace")
-        if not line[:3].isdigit():
-            raise FtpError(f"not an FTP reply: {joined!r}")
-        if expected and int(line[:3]) not in expected:
-            raise FtpError(joined)
-        return joined
-
-    def send(self, line: str) -> None:
-        self.sock.sendall(line.encode("utf-8") + b"\r\n")
-
-    def command(self, line: str, *expected: int) -> str:
-        self.send(line)
-        try:
-            return self.reply(*expected)
-        except FtpError as error:
-            verb = line.split(" ", 1)[0]
-            shown = verb if verb == "PASS" else line
-            raise FtpError(f"{shown}: {error}") from None
-
-    def logon(self, context: ssl.SSLContext) -> None:
-        """Banner, AUTH TLS, USER, PASS: a logged-in TLS control connection."""
-        self.reply(220)
-        self.command("AUTH TLS", 234)
-        if self.buffer:
-            raise FtpError("bytes after the AUTH reply")
-        self.sock = context.wrap_socket(self.raw)
-        self.command(f"USER {self.target.user}", 331)
-        self.command(f"PASS {self.target.password}", 230)
-
-    def quit(self) -> None:
-        """QUIT, then wait for the server to close first.
-
-        Letting the server close first leaves TIME_WAIT on the server's side of
-        each connection rather than on the client's ephemeral ports, so
-        thousands of sessions per run do not exhaust them.
-        """
-        self.command("QUIT", 221)
-        with contextlib.suppress(OSError):
-            while self.sock.recv(16384):
-                pass
-
-    def close(self) -> None:
-        self.sock.close()
-        self.raw.close()
-
-    def passive(self) -> int:
-        """EPSV (PASV if refused): the data port to connect to."""
-        self.send("EPSV")
-        text = self.reply()
-        match = _EPSV.search(text)
-        if text.startswith("229") and match:
-            return int(match.group(1))
-        found = _PASV.search(self.command("PASV", 227))
-        if not found:
-            raise FtpError("cannot parse the PASV reply")
-        return int(found.group(5)) * 256 + int(found.group(6))
-
-    def secure_data(self) -> None:
-        self.command("PBSZ 0", 200)
-        self.command("PROT P", 200)
-        self.command("TYPE I", 200)
-
-    def open_data(self, port: int) -> socket.socket:
-        data = socket.create_connection((self.target.host, port), timeout=TIMEOUT)
-        data.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return data
-
-    def wrap_data(self, context: ssl.SSLContext, data: socket.socket) -> ssl.SSLSocket:
-        session = self.sock.session if isinstance(self.sock, ssl.SSLSocket) else None
-        return context.wrap_socket(data, session=session)
+TLS_ENGINES: dict[str, Callable[[], TlsContext]] = {
+    "pyopenssl": pyopenssl_context,
+    "stdlib": stdlib_context,
+}
 
 
 def percentile(values: Sequence[float], share: float) -> float:
@@ -180,13 +57,98 @@ def percentile(values: Sequence[float], share: float) -> float:
     return values[min(rank, len(values)) - 1]
 
 
+class Window:
+    """CPU use of the server, the client processes and both cores over a window."""
+
+    def __init__(self, target: Target, server_cpu: int, client_cpu: int) -> None:
+        self.target = target
+        self.cpus = (server_cpu, client_cpu)
+
+    def start(self, client_pids: Sequence[int]) -> None:
+        self.client_pids = list(client_pids)
+        self.t0 = time.monotonic()
+        self.server0 = procstat.tree_cpu_seconds(self.target.server_pid)
+        self.client0 = procstat.process_cpu_seconds(self.client_pids)
+        self.cores0 = [procstat.core_ticks(cpu) for cpu in self.cpus]
+
+    def stop(self) -> dict[str, Any]:
+        self.t1 = time.monotonic()
+        elapsed = self.t1 - self.t0
+        server = procstat.tree_cpu_seconds(self.target.server_pid) - self.server0
+        client = procstat.process_cpu_seconds(self.client_pids) - self.client0
+        cores = [procstat.core_ticks(cpu) for cpu in self.cpus]
+        shares = []
+        for before, after in zip(self.cores0, cores, strict=True):
+            total = max(1, after.total - before.total)
+            shares.append(
+                (
+                    (after.busy - before.busy) / total,
+                    (after.softirq - before.softirq) / total,
+                )
+            )
+        (server_busy, server_softirq), (client_busy, client_softirq) = shares
+        # Busy time of each CPU that our processes do not explain: other work on
+        # the machine, or kernel threads. (Softirq that runs in a process's
+        # context is also in that process's system time, so it is no part of
+        # this.) Process times tick at 10 ms: meaningful for windows of a
+        # second or more only.
+        server_other = max(0.0, server_busy - server / elapsed)
+        client_other = max(0.0, client_busy - client / elapsed)
+        return {
+            "window_s": elapsed,
+            "server_cpu_s": server,
+            "client_cpu_s": client,
+            "server_process_share": server / elapsed,
+            "client_process_share": client / elapsed,
+            "server_core_busy": server_busy,
+            "client_core_busy": client_busy,
+            "server_core_softirq": server_softirq,
+            "client_core_softirq": client_softirq,
+            "server_core_other": server_other,
+            "client_core_other": client_other,
+            "bottleneck": bottleneck(server_busy, client_busy),
+        }
+
+
+def bottleneck(server_core_busy: float, client_core_busy: float) -> str:
+    """Which CPU limited a measurement: the one that was (nearly) saturated.
+
+    "server" means the server's CPU was >= 95 % busy and the client's was
+    not, so a faster client could not have got more out of the server.
+    "client" is the reverse (the result understates the server), "both" and
+    "neither" (waiting, or a single stream that does not fill a core) are
+    possible too. It relies on the machine being quiet apart from the bench,
+    which the bench checks before each measurement.
+    """
+    server, client = server_core_busy >= 0.95, client_core_busy >= 0.95
+    if server and client:
+        return "both"
+    if server:
+        return "server"
+    if client:
+        return "client"
+    return "neither"
+
+
 # -- transfers -------------------------------------------------------------
 
 
-def run_transfer(target: Target, direction: str, path: str, size: int) -> dict[str, Any]:
-    """One PROT P RETR (download) or STOR (upload) of ``size`` bytes."""
-    context = client_context()
+def run_transfer(
+    target: Target,
+    direction: str,
+    path: str,
+    size: int,
+    server_cpu: int,
+    client_cpu: int,
+) -> dict[str, Any]:
+    """One PROT P RETR (download) or STOR (upload) of ``size`` bytes.
+
+    Timed from the RETR/STOR command to the final 226 reply (for an upload:
+    the server has written everything).
+    """
+    context = stdlib_context()
     control = Control(target)
+    window = Window(target, server_cpu, client_cpu)
     try:
         control.logon(context)
         control.secure_data()
@@ -194,10 +156,8 @@ def run_transfer(target: Target, direction: str, path: str, size: int) -> dict[s
         data = control.open_data(port)
         buffer = bytearray(1 << 20)
         chunk = memoryview(os.urandom(1 << 20))
-        server0 = procstat.tree_cpu_seconds(target.server_pid)
-        client0 = time.process_time()
-        start = time.monotonic()
         moved = 0
+        window.start([os.getpid()])
         if direction == "download":
             control.command(f"RETR {path}", 150, 125)
             secure = control.wrap_data(context, data)
@@ -219,33 +179,29 @@ def run_transfer(target: Target, direction: str, path: str, size: int) -> dict[s
             if rest:
                 secure.sendall(chunk[:rest])
             moved = size
-            # close_notify: an upload ends with a TLS end, not just a FIN.
-            with contextlib.suppress(OSError, ValueError):
-                secure.unwrap()
         reused = secure.session_reused
         cipher = secure.cipher()
         version = secure.version()
+        if direction == "upload":
+            # close_notify: an upload ends with a TLS end, not just a FIN.
+            with contextlib.suppress(OSError, ValueError):
+                secure.unwrap()
         secure.close()
         data.close()
         control.reply(226, 250)
-        elapsed = time.monotonic() - start
-        client_cpu = time.process_time() - client0
-        server_cpu = procstat.tree_cpu_seconds(target.server_pid) - server0
+        measured = window.stop()
         control.quit()
     finally:
         control.close()
     if moved != size:
         raise FtpError(f"{direction}: moved {moved} bytes, expected {size}")
-    gib = moved / (1 << 30)
+    elapsed = measured["window_s"]
     return {
         "bytes": moved,
         "seconds": elapsed,
         "mb_per_s": moved / elapsed / 1e6,
-        "server_cpu_s": server_cpu,
-        "server_cpu_s_per_gib": server_cpu / gib,
-        "server_core_share": server_cpu / elapsed,
-        "client_cpu_s": client_cpu,
-        "client_core_share": client_cpu / elapsed,
+        "server_cpu_s_per_gib": measured["server_cpu_s"] / (moved / (1 << 30)),
+        **measured,
         "tls_version": version,
         "cipher": cipher[0] if cipher else None,
         "data_session_reused": reused,
@@ -255,19 +211,21 @@ def run_transfer(target: Target, direction: str, path: str, size: int) -> dict[s
 # -- session rate ----------------------------------------------------------
 
 
-def one_session(target: Target, context: ssl.SSLContext) -> None:
-    """connect, AUTH TLS, USER/PASS, PWD, QUIT."""
+def one_session(target: Target, context: TlsContext) -> str | None:
+    """connect, AUTH TLS, USER/PASS, PWD, QUIT; the key-exchange group if known."""
     control = Control(target)
     try:
         control.logon(context)
+        group = control.tls.group() if control.tls is not None else None
         control.command("PWD", 257)
         control.quit()
     finally:
         control.close()
+    return group
 
 
-def _session_worker(target: Target, stop_at: float, pipe: Connection) -> None:
-    context = client_context()
+def _session_worker(target: Target, engine: str, stop_at: float, pipe: Connection) -> None:
+    context = TLS_ENGINES[engine]()
     times = array("d")
     errors: Counter[str] = Counter()
     while True:
@@ -276,7 +234,7 @@ def _session_worker(target: Target, stop_at: float, pipe: Connection) -> None:
             break
         try:
             one_session(target, context)
-        except (OSError, FtpError) as error:
+        except FAILURES as error:
             errors[f"{type(error).__name__}: {error}"[:200]] += 1
             time.sleep(0.01)  # do not spin on a refusing server
             continue
@@ -288,6 +246,7 @@ def _session_worker(target: Target, stop_at: float, pipe: Connection) -> None:
 
 def run_sessions(
     target: Target,
+    engine: str,
     concurrency: int,
     warmup: float,
     duration: float,
@@ -301,29 +260,30 @@ def run_sessions(
     ``warmup`` seconds before the measured window of ``duration`` seconds;
     sessions that *end* inside the window count. Server CPU, worker CPU and
     the busy share of both cores are read at the window's edges.
+
+    ``sessions_per_busy_server_s`` divides the sessions by the busy time of
+    the server's CPU: the rate the server would reach with its CPU saturated.
+    It equals the measured rate when the server was the bottleneck and
+    estimates the server's capacity when the client was.
     """
-    one_session(target, client_context())
+    group = one_session(target, TLS_ENGINES[engine]())
     forked = multiprocessing.get_context("fork")
     begin = time.monotonic() + warmup
     end = begin + duration
     workers = []
     for _ in range(concurrency):
         receive, send = forked.Pipe(duplex=False)
-        process = forked.Process(target=_session_worker, args=(target, end, send))
+        process = forked.Process(target=_session_worker, args=(target, engine, end, send))
         process.start()
         send.close()
         workers.append((process, receive))
     pids = [process.pid for process, _ in workers if process.pid is not None]
+    window = Window(target, server_cpu, client_cpu)
     time.sleep(max(0.0, begin - time.monotonic()))
-    t0 = time.monotonic()
-    server0 = procstat.tree_cpu_seconds(target.server_pid)
-    client0 = procstat.process_cpu_seconds(pids)
-    score0, ccore0 = procstat.core_ticks(server_cpu), procstat.core_ticks(client_cpu)
+    window.start(pids)
     time.sleep(max(0.0, end - time.monotonic()))
-    t1 = time.monotonic()
-    server1 = procstat.tree_cpu_seconds(target.server_pid)
-    client1 = procstat.process_cpu_seconds(pids)
-    score1, ccore1 = procstat.core_ticks(server_cpu), procstat.core_ticks(client_cpu)
+    measured = window.stop()
+    t0, t1 = window.t0, window.t1
     latencies: list[float] = []
     errors: Counter[str] = Counter()
     for process, receive in workers:
@@ -335,38 +295,36 @@ def run_sessions(
             if t0 <= times[index + 1] <= t1:
                 latencies.append(times[index + 1] - times[index])
         errors.update(worker_errors)
-    window = t1 - t0
     count = len(latencies)
     latencies.sort()
-    server_cpu_s = server1 - server0
+    busy_server_s = measured["server_core_busy"] * measured["window_s"]
     return {
         "concurrency": concurrency,
-        "window_s": window,
+        "client_tls": engine,
+        "group": group,
         "sessions": count,
-        "sessions_per_s": count / window,
+        "sessions_per_s": count / measured["window_s"],
+        "sessions_per_busy_server_s": count / busy_server_s if busy_server_s else float("nan"),
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
-        "server_cpu_ms_per_session": server_cpu_s * 1000 / count if count else float("nan"),
-        "server_process_share": server_cpu_s / window,
-        "client_process_share": (client1 - client0) / window,
-        "server_core_busy": _busy(score0, score1),
-        "client_core_busy": _busy(ccore0, ccore1),
+        "server_cpu_ms_per_session": measured["server_cpu_s"] * 1000 / count
+        if count
+        else float("nan"),
+        "client_cpu_ms_per_session": measured["client_cpu_s"] * 1000 / count
+        if count
+        else float("nan"),
+        **measured,
         "errors": dict(errors.most_common(5)),
         "error_count": sum(errors.values()),
     }
-
-
-def _busy(before: tuple[int, int], after: tuple[int, int]) -> float:
-    total = after[1] - before[1]
-    return (after[0] - before[0]) / total if total else float("nan")
 
 
 # -- directory listing while another session pings ---------------------------
 
 
 def _noop_prober(target: Target, interval: float, ready: Any, stop: Any, pipe: Connection) -> None:
-    context = client_context()
+    context = stdlib_context()
     control = Control(target)
     samples = array("d")
     try:
@@ -400,7 +358,7 @@ def run_listing(
     prober = forked.Process(target=_noop_prober, args=(target, probe_interval, ready, stop, send))
     prober.start()
     send.close()
-    context = client_context()
+    context = stdlib_context()
     control = Control(target)
     try:
         control.logon(context)
@@ -464,15 +422,19 @@ def run_listing(
 
 
 def _idle_worker(target: Target, count: int, pipe: Connection) -> None:
-    context = client_context()
+    context = stdlib_context()
     sessions: list[Control] = []
     error = ""
     try:
         for _ in range(count):
             control = Control(target, timeout=300)
+            try:
+                control.logon(context)
+            except FAILURES:
+                control.close()
+                raise
             sessions.append(control)
-            control.logon(context)
-    except (OSError, FtpError) as failure:
+    except FAILURES as failure:
         error = f"{type(failure).__name__}: {failure}"
     pipe.send((len(sessions), error))
     pipe.recv()  # "close"
@@ -491,7 +453,7 @@ def run_idle(target: Target, count: int, processes: int, settle: float) -> dict[
     sessions (both are reported).
     """
     pss_fresh = procstat.tree_pss_kib(target.server_pid)
-    one_session(target, client_context())
+    one_session(target, stdlib_context())
     time.sleep(settle)
     pss_base = procstat.tree_pss_kib(target.server_pid)
     forked = multiprocessing.get_context("fork")
@@ -529,8 +491,10 @@ def run_idle(target: Target, count: int, processes: int, settle: float) -> dict[
         "pss_base_kib": pss_base,
         "pss_loaded_kib": pss_loaded,
         "server_processes_loaded": processes_loaded,
-        "kib_per_session": (pss_loaded - pss_base) / count,
-        "kib_per_session_from_fresh": (pss_loaded - pss_fresh) / count,
+        "kib_per_session": (pss_loaded["Pss"] - pss_base["Pss"]) / count,
+        "kib_per_session_from_fresh": (pss_loaded["Pss"] - pss_fresh["Pss"]) / count,
+        "anon_kib_per_session": (pss_loaded["Pss_Anon"] - pss_base["Pss_Anon"]) / count,
+        "file_kib_per_session": (pss_loaded["Pss_File"] - pss_base["Pss_File"]) / count,
     }
 
 
@@ -543,6 +507,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--user", required=True)
     parser.add_argument("--server-pid", type=int, required=True)
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
     commands = parser.add_subparsers(dest="workload", required=True)
     transfer = commands.add_parser("transfer")
     transfer.add_argument("--direction", choices=("download", "upload"), required=True)
@@ -550,10 +516,9 @@ def _parser() -> argparse.ArgumentParser:
     transfer.add_argument("--size", type=int, required=True)
     sessions = commands.add_parser("sessions")
     sessions.add_argument("--concurrency", type=int, default=16)
+    sessions.add_argument("--tls", choices=sorted(TLS_ENGINES), default="pyopenssl")
     sessions.add_argument("--warmup", type=float, default=2.0)
     sessions.add_argument("--duration", type=float, default=10.0)
-    sessions.add_argument("--server-cpu", type=int, default=0)
-    sessions.add_argument("--client-cpu", type=int, default=1)
     listing = commands.add_parser("listing")
     listing.add_argument("--command", default="MLSD")
     listing.add_argument("--path", required=True)
@@ -570,12 +535,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # The password comes from the environment, never the command line (ps).
     target = Target(
-        args.host, args.port, args.user, os.environ["BENCH_FTP_PASSWORD"], args.server_pid
+        args.host,
+        args.port,
+        args.user,
+        os.environ["BENCH_FTP_PASSWORD"],
+        args.server_pid,
     )
     runners: dict[str, Callable[[], dict[str, Any]]] = {
-        "transfer": lambda: run_transfer(target, args.direction, args.path, args.size),
+        "transfer": lambda: run_transfer(
+            target,
+            args.direction,
+            args.path,
+            args.size,
+            args.server_cpu,
+            args.client_cpu,
+        ),
         "sessions": lambda: run_sessions(
-            target, args.concurrency, args.warmup, args.duration, args.server_cpu, args.client_cpu
+            target,
+            args.tls,
+            args.concurrency,
+            args.warmup,
+            args.duration,
+            args.server_cpu,
+            args.client_cpu,
         ),
         "listing": lambda: run_listing(
             target, args.command, args.path, args.probe_interval, args.baseline
@@ -584,10 +566,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         result = runners[args.workload]()
-    except (OSError, FtpError) as error:
+    except FAILURES as error:
         where = traceback.extract_tb(error.__traceback__)[-6:]
         json.dump(
-            {"error": f"{type(error).__name__}: {error}", "where": traceback.format_list(where)},
+            {
+                "error": f"{type(error).__name__}: {error}",
+                "where": traceback.format_list(where),
+            },
             sys.stdout,
         )
         sys.stdout.write("\n")

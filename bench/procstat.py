@@ -84,36 +84,63 @@ def process_cpu_seconds(pids: Iterable[int]) -> float:
     return total / CLOCK_TICKS
 
 
-def core_ticks(cpu: int) -> tuple[int, int]:
-    """(busy, total) jiffies of one CPU core from /proc/stat.
+@dataclass(frozen=True)
+class CoreTicks:
+    """Jiffies of one CPU since boot: busy (all but idle and iowait), softirq, total."""
 
-    Busy is everything but idle and iowait. Comparing the client core's busy
-    share with the server core's over a measurement window shows which side
-    was saturated.
+    busy: int
+    softirq: int
+    total: int
+
+
+def core_ticks(cpu: int) -> CoreTicks:
+    """One CPU's line of /proc/stat.
+
+    Why whole cores and not just processes: a saturated CPU is what says who
+    limited a measurement, and the difference between a CPU's busy time and
+    our processes' CPU time is work that is not ours (other processes on a
+    shared machine, kernel threads), which makes a measurement suspect.
+    (Softirq that runs in a process's context shows in both: in the CPU's
+    softirq column and in the process's system time.)
     """
     prefix = f"cpu{cpu} "
     with open("/proc/stat", encoding="ascii") as handle:
         for line in handle:
             if line.startswith(prefix):
                 values = [int(value) for value in line.split()[1:]]
-                idle = values[3] + values[4]
                 total = sum(values[:8])  # guest time is already inside user/nice
-                return total - idle, total
+                return CoreTicks(total - values[3] - values[4], values[6], total)
     raise ValueError(f"no cpu{cpu} in /proc/stat")
 
 
-def pss_kib(pid: int) -> int:
-    """Proportional set size of one process in KiB (0 if it is gone)."""
+PSS_FIELDS = ("Pss", "Pss_Anon", "Pss_File", "Pss_Shmem")
+
+
+def pss_detail_kib(pid: int) -> dict[str, int]:
+    """PSS of one process and its anonymous/file/shmem parts, in KiB (zeros if gone).
+
+    Why the parts: file-backed pages (libpython, OpenSSL, cryptography's Rust
+    library) are shared with every other process that maps the same files,
+    and PSS divides them by the number of such processes. On a machine where
+    other Python processes come and go, ``Pss_File`` of an idle server moves
+    by megabytes; ``Pss_Anon`` (heap, stacks) is what sessions allocate.
+    """
+    found = dict.fromkeys(PSS_FIELDS, 0)
     try:
         with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as handle:
             for line in handle:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
+                name, _, rest = line.partition(":")
+                if name in found:
+                    found[name] = int(rest.split()[0])
     except (FileNotFoundError, ProcessLookupError):
-        return 0
-    return 0
+        pass
+    return found
 
 
-def tree_pss_kib(root: int) -> int:
-    """PSS of ``root`` and all its descendants, in KiB."""
-    return sum(pss_kib(pid) for pid in tree_pids(root))
+def tree_pss_kib(root: int) -> dict[str, int]:
+    """`pss_detail_kib` summed over ``root`` and all its descendants."""
+    total = dict.fromkeys(PSS_FIELDS, 0)
+    for pid in tree_pids(root):
+        for name, value in pss_detail_kib(pid).items():
+            total[name] += value
+    return total

@@ -25,7 +25,13 @@ class Recorder:
     """``py-spy record`` attached to one pid until `stop`."""
 
     def __init__(
-        self, pyspy: Path, pid: int, output: Path, cpu: int, rate: int = 200, native: bool = False
+        self,
+        pyspy: Path,
+        pid: int,
+        output: Path,
+        cpu: int,
+        rate: int = 100,
+        native: bool = False,
     ) -> None:
         self.output = output
         argv = [
@@ -68,11 +74,28 @@ def _short(frame: str) -> str:
     return frame
 
 
+# Leaf frames that mean "this thread was waiting", not working: py-spy's own
+# idle detection does not catch them all (thread-pool workers blocked on a
+# condition variable, the reactor in epoll_wait).
+IDLE_LEAVES = (
+    "Condition.wait (",
+    "Event.wait (",
+    "Thread.join (",
+    "EPollReactor.doPoll (",
+    "PollReactor.doPoll (",
+    "SelectReactor.doSelect (",
+)
+
+
 def summarize(raw: Path, top: int = 20) -> dict[str, object]:
-    """Self and inclusive sample shares per function from collapsed stacks."""
+    """Self and inclusive shares per function of the busy samples.
+
+    Samples whose innermost frame is a wait (`IDLE_LEAVES`) are counted as
+    idle and left out of the shares.
+    """
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
-    total = 0
+    total = idle = 0
     for line in raw.read_text(encoding="utf-8", errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -82,12 +105,15 @@ def summarize(raw: Path, top: int = 20) -> dict[str, object]:
         frames = [f for f in frames if not f.startswith(("process ", "thread "))]
         if not frames:
             continue
+        if frames[-1].startswith(IDLE_LEAVES):
+            idle += count
+            continue
         total += count
         own[frames[-1]] += count
         for frame in set(frames):
             inclusive[frame] += count
     if not total:
-        return {"samples": 0, "self": [], "inclusive": []}
+        return {"samples": 0, "idle_samples": idle, "self": [], "inclusive": []}
 
     def rows(counter: Counter[str]) -> list[dict[str, object]]:
         return [
@@ -95,13 +121,26 @@ def summarize(raw: Path, top: int = 20) -> dict[str, object]:
             for frame, count in counter.most_common(top)
         ]
 
-    return {"samples": total, "self": rows(own), "inclusive": rows(inclusive)}
+    own_code = Counter({frame: n for frame, n in inclusive.items() if "(ftps7/" in frame})
+    return {
+        "samples": total,
+        "idle_samples": idle,
+        "self": rows(own),
+        "inclusive": rows(inclusive),
+        "inclusive_ftps7": rows(own_code),
+    }
 
 
 def format_summary(name: str, summary: dict[str, object], top: int = 15) -> str:
-    lines = [f"py-spy: ftps7 under {name} ({summary['samples']} samples)"]
-    for kind in ("self", "inclusive"):
-        lines.append(f"  top by {kind} time:")
+    lines = [
+        f"py-spy: ftps7 under {name} ({summary['samples']} busy samples, "
+        f"{summary['idle_samples']} idle left out)"
+    ]
+    for kind, title in (
+        ("self", "self time"),
+        ("inclusive_ftps7", "inclusive time, ftps7 code"),
+    ):
+        lines.append(f"  top by {title}:")
         entries = summary[kind]
         assert isinstance(entries, list)
         for entry in entries[:top]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,36 +29,88 @@ class Metric:
 
 METRICS = (
     Metric("download_mb_s", "download PROT P", "MB/s", True, "download", "mb_per_s"),
-    Metric("download_cpu", "  server CPU", "s/GiB", False, "download", "server_cpu_s_per_gib"),
+    Metric(
+        "download_cpu",
+        "  server CPU",
+        "s/GiB",
+        False,
+        "download",
+        "server_cpu_s_per_gib",
+    ),
     Metric("upload_mb_s", "upload PROT P", "MB/s", True, "upload", "mb_per_s"),
     Metric("upload_cpu", "  server CPU", "s/GiB", False, "upload", "server_cpu_s_per_gib"),
     Metric("sessions", "sessions, ECDSA P-256", "1/s", True, "sessions", "sessions_per_s"),
+    Metric(
+        "sessions_capacity",
+        "  per busy server-CPU second",
+        "1/s",
+        True,
+        "sessions",
+        "sessions_per_busy_server_s",
+    ),
     Metric("sessions_p50", "  latency p50", "ms", False, "sessions", "p50_ms"),
     Metric("sessions_p99", "  latency p99", "ms", False, "sessions", "p99_ms"),
     Metric(
-        "sessions_cpu", "  server CPU", "ms/sess", False, "sessions", "server_cpu_ms_per_session"
+        "sessions_cpu",
+        "  server CPU",
+        "ms/sess",
+        False,
+        "sessions",
+        "server_cpu_ms_per_session",
     ),
     Metric("mlsd_s", "MLSD 10k files (LIST: vsftpd)", "s", False, "mlsd", "seconds"),
-    Metric("mlsd_noop", "  NOOP max RTT meanwhile", "ms", False, "mlsd", "noop_max_ms_during"),
+    Metric(
+        "mlsd_noop",
+        "  NOOP max RTT meanwhile",
+        "ms",
+        False,
+        "mlsd",
+        "noop_max_ms_during",
+    ),
     Metric("idle_kib", "idle TLS session (PSS)", "KiB", False, "memory", "kib_per_session"),
-    Metric("rsa_sessions", "sessions, RSA-2048", "1/s", True, "sessions_rsa", "sessions_per_s"),
+    Metric(
+        "idle_anon",
+        "  of which Pss_Anon",
+        "KiB",
+        False,
+        "memory",
+        "anon_kib_per_session",
+    ),
+    Metric(
+        "rsa_sessions",
+        "sessions, RSA-2048",
+        "1/s",
+        True,
+        "sessions_rsa",
+        "sessions_per_s",
+    ),
+    Metric(
+        "rsa_capacity",
+        "  per busy server-CPU second",
+        "1/s",
+        True,
+        "sessions_rsa",
+        "sessions_per_busy_server_s",
+    ),
     Metric("rsa_p50", "  latency p50", "ms", False, "sessions_rsa", "p50_ms"),
     Metric("rsa_p99", "  latency p99", "ms", False, "sessions_rsa", "p99_ms"),
     Metric(
-        "rsa_cpu", "  server CPU", "ms/sess", False, "sessions_rsa", "server_cpu_ms_per_session"
+        "rsa_cpu",
+        "  server CPU",
+        "ms/sess",
+        False,
+        "sessions_rsa",
+        "server_cpu_ms_per_session",
     ),
 )
 
 # Shown under the table: the evidence that the clients were not the bottleneck.
-CHECKS = (
-    ("sessions", "client_core_busy", "sessions: client core busy"),
-    ("sessions", "server_core_busy", "sessions: server core busy"),
-    ("sessions_rsa", "client_core_busy", "sessions RSA: client core busy"),
-    ("sessions_rsa", "server_core_busy", "sessions RSA: server core busy"),
-    ("download", "client_core_share", "download: client process CPU share"),
-    ("download", "server_core_share", "download: server CPU share"),
-    ("upload", "client_core_share", "upload: client process CPU share"),
-    ("upload", "server_core_share", "upload: server CPU share"),
+CHECK_WORKLOADS = ("download", "upload", "sessions", "sessions_rsa")
+CHECK_FIELDS = (
+    "server_core_busy",
+    "client_core_busy",
+    "server_process_share",
+    "client_process_share",
 )
 
 
@@ -112,12 +165,14 @@ def metrics(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any]:
             "ftps7_ratio": ratios,
         }
     checks: dict[str, Any] = {}
-    for workload, field, _ in CHECKS:
-        if workload in runs:
-            checks[f"{workload}.{field}"] = {
-                server: summarize(_samples(runs, workload, server, field))
-                for server in runs[workload]
+    for workload in CHECK_WORKLOADS:
+        for server, results in runs.get(workload, {}).items():
+            good = [result for result in results if "error" not in result]
+            entry: dict[str, Any] = {
+                field: summarize(_samples(runs, workload, server, field)) for field in CHECK_FIELDS
             }
+            entry["bottleneck"] = dict(Counter(str(result.get("bottleneck")) for result in good))
+            checks.setdefault(workload, {})[server] = entry
     out["_checks"] = checks
     return out
 
@@ -161,15 +216,21 @@ def table(result: dict[str, Any]) -> str:
     checks = result.get("_checks", {})
     if checks:
         lines.append("")
-        lines.append("client-bottleneck check (median share of one core):")
-        for workload, field, label in CHECKS:
-            per_server = checks.get(f"{workload}.{field}")
-            if not per_server:
-                continue
-            cells = [
-                f"{server} {per_server[server]['median'] * 100:.0f}%"
-                for server in SERVERS
-                if per_server.get(server, {}).get("n")
-            ]
-            lines.append(f"  {label}: " + ", ".join(cells))
+        lines.append(
+            "who limited it: median busy share of the server/client CPU (of which the "
+            "server/client processes), and the bottleneck of each repetition:"
+        )
+        for workload, per_server in checks.items():
+            cells = []
+            for server in SERVERS:
+                entry = per_server.get(server)
+                if not entry or not entry["server_core_busy"].get("n"):
+                    continue
+                cores, procs = (
+                    "/".join(f"{entry[field]['median'] * 100:.0f}%" for field in pair)
+                    for pair in (CHECK_FIELDS[:2], CHECK_FIELDS[2:])
+                )
+                limits = ",".join(f"{name}x{count}" for name, count in entry["bottleneck"].items())
+                cells.append(f"{server} {cores} ({procs}) {limits}")
+            lines.append(f"  {workload:<13} " + "   ".join(cells))
     return "\n".join(lines)

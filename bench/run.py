@@ -14,6 +14,7 @@ ends. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -31,6 +32,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import procstat
 import pyspy
 import report
 import setup_env
@@ -42,7 +44,7 @@ from servers import (
     Pyftpdlib,
     Server,
     Vsftpd,
-    listening,
+    listening_ports,
     make_certificate,
 )
 
@@ -114,7 +116,16 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--concurrency", type=int, default=16, help="session-rate clients")
     parser.add_argument(
-        "--duration", type=float, default=10.0, help="measured seconds of each session-rate run"
+        "--session-tls",
+        choices=("pyopenssl", "stdlib"),
+        default="pyopenssl",
+        help="TLS library of the session-rate clients (see bench/README.md)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=10.0,
+        help="measured seconds of each session-rate run",
     )
     parser.add_argument(
         "--warmup",
@@ -124,6 +135,30 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--files", type=int, default=10000, help="files in the listed folder")
     parser.add_argument("--idle-sessions", type=int, default=500, help="sessions held for PSS")
+    parser.add_argument(
+        "--quiet-threshold",
+        type=float,
+        default=0.10,
+        help="before each measurement, wait while either CPU is busier than this share",
+    )
+    parser.add_argument(
+        "--quiet-timeout",
+        type=float,
+        default=120.0,
+        help="longest wait for quiet CPUs (s)",
+    )
+    parser.add_argument(
+        "--disturbed-threshold",
+        type=float,
+        default=0.2,
+        help="measure again when other work used more than this share of either CPU",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="how often a disturbed measurement is repeated",
+    )
     parser.add_argument("--server-cpu", type=int, default=0, help="CPU the servers run on")
     parser.add_argument("--client-cpu", type=int, default=1, help="CPU the clients run on")
     parser.add_argument(
@@ -143,6 +178,13 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-credentials-cache",
         action="store_true",
         help="ftps7 with credentialsCache off (argon2id at every logon)",
+    )
+    parser.add_argument(
+        "--vsftpd-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra vsftpd.conf line (repeatable), e.g. isolate_network=NO",
     )
     parser.add_argument(
         "--bench-venv",
@@ -185,6 +227,7 @@ class Bench:
         self.stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
         self.runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self.profiles: dict[str, Any] = {}
+        self.discarded: list[dict[str, Any]] = []
         self.servers: list[Server] = []
         self.certificates: dict[str, Certificate] = {}
         self.workdir: Path | None = None
@@ -192,6 +235,7 @@ class Bench:
         self.bench_python = Path(sys.executable)
         self.pyspy: Path | None = None
         self.meta: dict[str, Any] = {}
+        self.password = ""
 
     # -- set-up ---------------------------------------------------------------
     def setup(self) -> None:
@@ -260,18 +304,21 @@ class Bench:
                 "vsftpd", base + 2, (base + 210, base + 309), common,
                 binary=vsftpd_binary,
                 supports_tls13_option=setup_env.vsftpd_has_option(vsftpd_binary, "ssl_tlsv1_3"),
+                extra_options=list(args.vsftpd_option),
             ),
         }  # fmt: skip
         self.servers = [made[name] for name in report.SERVERS if name in args.servers]
+        taken = listening_ports()
         for server in self.servers:
-            for port in (server.port, *server.passive):
-                if listening(port):
-                    raise BenchError(f"port {port} is in use; choose another --base-port")
+            low, high = server.passive
+            busy = sorted(taken.intersection([server.port, *range(low, high + 1)]))
+            if busy:
+                raise BenchError(f"ports {busy} are in use; choose another --base-port")
             server.prepare()
         self.meta = self._meta(ftps7_python, vsftpd_binary)
 
     def _make_data(self, root: Path) -> None:
-        if {"download"} & set(self.args.only):
+        if "download" in self.args.only or self.args.profile:
             chunk = os.urandom(1 << 20)
             whole, rest = divmod(self.args.size, len(chunk))
             with open(root / DOWNLOAD_FILE, "wb") as handle:
@@ -345,25 +392,80 @@ class Bench:
         }
 
     # -- running clients --------------------------------------------------------
-    def client(self, server: Server, workload: list[str], timeout: float) -> dict[str, Any]:
+    def client(
+        self, server: Server, workload: list[str], timeout: float, *, quiet: bool = True
+    ) -> dict[str, Any]:
         argv = [
             "taskset", "-c", str(self.args.client_cpu), str(self.bench_python),
             str(BENCH / "ftpsclient.py"), "--port", str(server.port), "--user", USER,
-            "--server-pid", str(server.pid), *workload,
+            "--server-pid", str(server.pid), "--server-cpu", str(self.args.server_cpu),
+            "--client-cpu", str(self.args.client_cpu), *workload,
         ]  # fmt: skip
         env = dict(os.environ, BENCH_FTP_PASSWORD=self.password)
+        # py-spy keeps the client CPU busy while profiling: no quiet to wait for then.
+        background = self.wait_quiet() if quiet else {}
+        # Its own session, so that it and the worker processes it forks can be
+        # ended together (by this process-group id) if it overruns or the bench
+        # is interrupted.
+        process = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=BENCH,
+            start_new_session=True,
+        )
         try:
-            done = subprocess.run(
-                argv, capture_output=True, text=True, env=env, timeout=timeout, cwd=BENCH
-            )
+            stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            return {"error": f"client timed out after {timeout:.0f} s"}
-        lines = done.stdout.strip().splitlines()
+            return {
+                "error": f"client timed out after {timeout:.0f} s",
+                "background_busy": background,
+            }
+        finally:
+            if process.returncode is None:  # overran, or the bench was interrupted
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        lines = stdout.strip().splitlines()
         try:
             result: dict[str, Any] = json.loads(lines[-1])
         except (IndexError, json.JSONDecodeError):
-            result = {"error": f"client failed: {done.stderr.strip()[-2000:]}"}
+            result = {"error": f"client failed: {stderr.strip()[-2000:]}"}
+        result["background_busy"] = background
         return result
+
+    def wait_quiet(self) -> dict[str, float]:
+        """Wait until both CPUs are nearly idle; return how busy they were.
+
+        On a shared machine other work on either CPU distorts every figure.
+        Before each measurement the bench samples both cores for half a second
+        and waits (up to ``--quiet-timeout``) while either is busier than
+        ``--quiet-threshold``; the last sample goes into the result, so a
+        disturbed measurement can be recognised afterwards.
+        """
+        cpus = (self.args.server_cpu, self.args.client_cpu)
+        deadline = time.monotonic() + self.args.quiet_timeout
+        waited = False
+        while True:
+            before = [procstat.core_ticks(cpu) for cpu in cpus]
+            time.sleep(0.5)
+            after = [procstat.core_ticks(cpu) for cpu in cpus]
+            busy = [
+                (a.busy - b.busy) / max(1, a.total - b.total)
+                for b, a in zip(before, after, strict=True)
+            ]
+            quiet = max(busy) <= self.args.quiet_threshold
+            if quiet or time.monotonic() >= deadline:
+                if not quiet:
+                    log(f"  (CPUs still busy: {busy[0]:.0%} / {busy[1]:.0%}; measuring anyway)")
+                elif waited:
+                    log("  (CPUs quiet again)")
+                return {"server_cpu": busy[0], "client_cpu": busy[1], "quiet": quiet}
+            if not waited:
+                log(f"  waiting for quiet CPUs (busy {busy[0]:.0%} / {busy[1]:.0%})")
+                waited = True
 
     def record(self, workload: str, server: Server, result: dict[str, Any], rep: int) -> None:
         self.runs.setdefault(workload, {}).setdefault(server.name, []).append(result)
@@ -372,14 +474,8 @@ class Bench:
             log(f"  {server.name} log tail:\n{server.log_tail(15)}")
             return
         shown = {
-            "download": lambda r: (
-                f"{r['mb_per_s']:.0f} MB/s, {r['server_cpu_s_per_gib']:.2f} "
-                f"CPU s/GiB, client {r['client_core_share'] * 100:.0f}%"
-            ),
-            "upload": lambda r: (
-                f"{r['mb_per_s']:.0f} MB/s, {r['server_cpu_s_per_gib']:.2f} "
-                f"CPU s/GiB, client {r['client_core_share'] * 100:.0f}%"
-            ),
+            "download": _show_transfer,
+            "upload": _show_transfer,
             "sessions": _show_sessions,
             "sessions_rsa": _show_sessions,
             "mlsd": lambda r: (
@@ -387,11 +483,13 @@ class Bench:
                 f"{r['noop_max_ms_during']:.1f} ms ({r['noop_probes_during']} probes)"
             ),
             "memory": lambda r: (
-                f"{r['kib_per_session']:.1f} KiB/session "
-                f"(from fresh {r['kib_per_session_from_fresh']:.1f})"
+                f"{r['kib_per_session']:.1f} KiB/session (anon {r['anon_kib_per_session']:.1f}, "
+                f"file {r['file_kib_per_session']:.1f}, from fresh "
+                f"{r['kib_per_session_from_fresh']:.1f})"
             ),
         }[workload]
-        log(f"[{workload}] {server.name} rep {rep}: {shown(result)}")
+        flags = " [disturbed]" if result.get("disturbed") else ""
+        log(f"[{workload}] {server.name} rep {rep}: {shown(result)}{flags}")
 
     def rotation(self, rep: int) -> list[Server]:
         """The servers in a different order each repetition (no fixed first/last)."""
@@ -417,31 +515,36 @@ class Bench:
             for rep in range(args.reps):
                 for server in self.rotation(rep):
                     path = DOWNLOAD_FILE if direction == "download" else f"upload-{server.name}.bin"
-                    result = self.client(
+                    self.measure(
+                        direction,
                         server,
+                        rep,
                         ["transfer", "--direction", direction, "--path", path,
                          "--size", str(args.size)],
                         transfer_timeout,
+                        certificate=primary,
+                        cleanup=(root / path) if direction == "upload" else None,
                     )  # fmt: skip
-                    result["certificate"] = primary
-                    self.record(direction, server, result, rep)
-                    if direction == "upload":
-                        (root / path).unlink(missing_ok=True)
         if "sessions" in args.only:
             self._sessions("sessions", primary)
         if "mlsd" in args.only:
             for rep in range(args.reps):
                 for server in self.rotation(rep):
                     command = "LIST" if server.name == "vsftpd" else "MLSD"
-                    result = self.client(
-                        server, ["listing", "--command", command, "--path", LIST_FOLDER], 300
+                    self.measure(
+                        "mlsd",
+                        server,
+                        rep,
+                        ["listing", "--command", command, "--path", LIST_FOLDER],
+                        300,
+                        certificate=primary,
                     )
-                    self.record("mlsd", server, result, rep)
         if "memory" in args.only:
             for rep in range(args.reps):
                 for server in self.rotation(rep):
                     server.start(self.certificates[primary])  # fresh for every measurement
                     result = self.client(server, ["idle", "--count", str(args.idle_sessions)], 600)
+                    result["certificate"] = primary
                     self.record("memory", server, result, rep)
         if "sessions_rsa" in args.only:
             self.start_all("rsa-2048")
@@ -451,22 +554,66 @@ class Bench:
         if args.profile:
             self.profile()
 
+    def measure(
+        self,
+        workload: str,
+        server: Server,
+        rep: int,
+        client_args: list[str],
+        timeout: float,
+        *,
+        certificate: str,
+        cleanup: Path | None = None,
+    ) -> None:
+        """Run one measurement; repeat it (up to ``--retries``) if other work disturbed it.
+
+        Disturbed: during the measured window, either CPU was busier with work
+        that is neither the server's nor the client's processes nor softirq
+        (`ftpsclient.Window`) than ``--disturbed-threshold``. Discarded
+        attempts are kept in the JSON under ``discarded``.
+        """
+        for attempt in range(1 + self.args.retries):
+            result = self.client(server, client_args, timeout)
+            result["certificate"] = certificate
+            result["attempt"] = attempt + 1
+            if cleanup is not None:
+                cleanup.unlink(missing_ok=True)
+            other = max(
+                result.get("server_core_other", 0.0),
+                result.get("client_core_other", 0.0),
+            )
+            result["disturbed"] = (
+                "error" not in result
+                and result.get("window_s", 0.0) >= 1.0
+                and other > self.args.disturbed_threshold
+            )
+            if not result["disturbed"] or attempt == self.args.retries:
+                self.record(workload, server, result, rep)
+                return
+            log(
+                f"[{workload}] {server.name} rep {rep}: disturbed ({other:.0%} of a CPU busy "
+                "with other work); measuring again"
+            )
+            self.discarded.append({"workload": workload, "server": server.name, **result})
+
     def _sessions(self, workload: str, kind: str) -> None:
         args = self.args
         for rep in range(args.reps):
             for server in self.rotation(rep):
-                result = self.client(
-                    server, self._session_args(), args.warmup + args.duration + 120
+                self.measure(
+                    workload,
+                    server,
+                    rep,
+                    self._session_args(),
+                    args.warmup + args.duration + 120,
+                    certificate=kind,
                 )
-                result["certificate"] = kind
-                self.record(workload, server, result, rep)
 
     def _session_args(self) -> list[str]:
         args = self.args
         return [
             "sessions", "--concurrency", str(args.concurrency), "--warmup", str(args.warmup),
-            "--duration", str(args.duration), "--server-cpu", str(args.server_cpu),
-            "--client-cpu", str(args.client_cpu),
+            "--duration", str(args.duration), "--tls", args.session_tls,
         ]  # fmt: skip
 
     def profile(self) -> None:
@@ -483,22 +630,33 @@ class Bench:
             ftps7.start(self.certificates[args.cert])
             output = args.results / f"{self.stamp}-pyspy-{workload}.txt"
             recorder = pyspy.Recorder(
-                self.pyspy, ftps7.pid, output, args.client_cpu, native=args.profile_native
+                self.pyspy,
+                ftps7.pid,
+                output,
+                args.client_cpu,
+                native=args.profile_native,
             )
             time.sleep(1.0)  # let py-spy attach before the load starts
-            if workload == "download":
-                result = self.client(
-                    ftps7,
-                    ["transfer", "--direction", "download", "--path", DOWNLOAD_FILE,
-                     "--size", str(args.size)],
-                    120 + args.size / 20e6,
-                )  # fmt: skip
-            else:
-                result = self.client(ftps7, self._session_args(), args.warmup + args.duration + 120)
+            results = []
+            for _ in range(args.reps):  # more samples
+                if workload == "download":
+                    download = [
+                        "transfer",
+                        "--direction",
+                        "download",
+                        "--path",
+                        DOWNLOAD_FILE,
+                    ]
+                    workload_args = [*download, "--size", str(args.size)]
+                    timeout = 120 + args.size / 20e6
+                else:
+                    workload_args = self._session_args()
+                    timeout = args.warmup + args.duration + 120
+                results.append(self.client(ftps7, workload_args, timeout, quiet=False))
             recorder.stop()
             summary = pyspy.summarize(output)
             summary["raw_file"] = str(output)
-            summary["run_under_profiler"] = result
+            summary["runs_under_profiler"] = results
             self.profiles[workload] = summary
             log(pyspy.format_summary(workload, summary))
         ftps7.stop()
@@ -510,6 +668,7 @@ class Bench:
             "meta": self.meta,
             "metrics": summary,
             "runs": self.runs,
+            "discarded": self.discarded,
             "profiles": self.profiles,
         }
         self.args.results.mkdir(parents=True, exist_ok=True)
@@ -536,12 +695,21 @@ class Bench:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def _show_transfer(result: dict[str, Any]) -> str:
+    return (
+        f"{result['mb_per_s']:.0f} MB/s, {result['server_cpu_s_per_gib']:.2f} CPU s/GiB, "
+        f"cores busy: server {result['server_core_busy'] * 100:.0f}% client "
+        f"{result['client_core_busy'] * 100:.0f}% ({result['bottleneck']})"
+    )
+
+
 def _show_sessions(result: dict[str, Any]) -> str:
     return (
         f"{result['sessions_per_s']:.0f}/s, p50 {result['p50_ms']:.1f} ms, "
         f"p99 {result['p99_ms']:.1f} ms, {result['server_cpu_ms_per_session']:.2f} CPU ms, "
         f"cores busy: server {result['server_core_busy'] * 100:.0f}% client "
-        f"{result['client_core_busy'] * 100:.0f}%, errors {result['error_count']}"
+        f"{result['client_core_busy'] * 100:.0f}% ({result['bottleneck']}), "
+        f"errors {result['error_count']}"
     )
 
 
@@ -565,6 +733,9 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as error:
         log(f"bench: {error}")
         return 1
+    except KeyboardInterrupt:
+        log("bench: interrupted; cleaning up")
+        return 130
     finally:
         bench.cleanup()
     return 0

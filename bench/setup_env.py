@@ -32,7 +32,11 @@ def _run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
 def _apt_install(*packages: str) -> None:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     _run(["apt-get", "update", "-qq"], env=env, stdout=subprocess.DEVNULL)
-    _run(["apt-get", "install", "-y", "-qq", *packages], env=env, stdout=subprocess.DEVNULL)
+    _run(
+        ["apt-get", "install", "-y", "-qq", *packages],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def ensure_vsftpd(install: bool) -> str:
@@ -86,7 +90,11 @@ def ensure_bench_venv(venv: Path, install: bool, profile: bool) -> Path:
 
 def python_package_version(python: Path, module: str, attribute: str = "__version__") -> str:
     result = subprocess.run(
-        [str(python), "-c", f"import {module}; print(getattr({module}, {attribute!r}, '?'))"],
+        [
+            str(python),
+            "-c",
+            f"import {module}; print(getattr({module}, {attribute!r}, '?'))",
+        ],
         capture_output=True,
         text=True,
     )
