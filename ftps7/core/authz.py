@@ -84,6 +84,20 @@ class Authorizer:
                     rules.extend(section.rules)
         return tuple(rules)
 
+    def has_rules_below(self, site: str, site_path: str) -> bool:
+        """Whether any location lies strictly below ``site_path``.
+
+        When none does, every entry of that directory has the same effective
+        rules, so a listing can compute permissions once instead of per entry.
+        """
+        site_key = site.lower()
+        parts = _path_key(site_path)
+        depth = len(parts)
+        return any(
+            owner in (None, site_key) and len(key) > depth and key[:depth] == parts
+            for owner, key in self._sections
+        )
+
     def permissions(
         self,
         site: str,

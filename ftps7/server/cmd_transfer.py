@@ -569,11 +569,21 @@ class TransferCommands:
                         type_override="cdir",
                     )
                 ]
+                # Without locations below this directory every entry has the same
+                # rules: compute the perm fact once per kind, not per entry.
+                uniform = not self.server.authorizer.has_rules_below(
+                    shell.site_name, shell.namespace.to_site_path(path)
+                )
+                perms: dict[bool, str] = {}
                 for entry in result.entries:
                     child = paths.join(path, entry.name)
-                    lines.append(
-                        listing.mlsx_line(entry, facts, self.perm_for(child, entry.is_dir))
-                    )
+                    if uniform and entry.name not in result.virtual_names:
+                        if entry.is_dir not in perms:
+                            perms[entry.is_dir] = self.perm_for(child, entry.is_dir)
+                        perm = perms[entry.is_dir]
+                    else:
+                        perm = self.perm_for(child, entry.is_dir)
+                    lines.append(listing.mlsx_line(entry, facts, perm))
                 return lines
             entries = result.entries
             if not flags & ShowFlags.DISPLAY_VIRTUAL_DIRECTORIES:

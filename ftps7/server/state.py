@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 log = Logger()
 
+#: Seconds a certificate looked up in the store is reused before the store is asked again.
+CERTIFICATE_RECHECK = 5.0
+
 
 @implementer(ICredentialsChecker)
 class FirstSuccess:
@@ -140,6 +143,7 @@ class ServerState:
         self.store = CertificateStore(config.ftps7.certificate_store.path)
         self.tls = TlsContextFactory(config.ftps7.tls)
         self.auto_certificate: Any = None
+        self._certificates: dict[tuple[str, str], tuple[float, Any]] = {}
         deny = config.server.deny_by_failure
         self.failures = (
             FailureTracker(reactor, deny.max_failure, deny.entry_expiration, deny.logging_only_mode)
@@ -279,10 +283,23 @@ class ServerState:
 
     # ------------------------------------------------------------------- TLS
     def certificate_for(self, site: Site | None) -> Any:
+        """The site's certificate from the store, looked up at most every few seconds.
+
+        The store re-reads changed files, but checking every file at every
+        session cost ~8 % of a logon (docs/performance.md); a replaced
+        certificate is still picked up within CERTIFICATE_RECHECK seconds.
+        """
         ssl = site.ftp_server.ssl if site is not None else self.config.site_defaults.ssl
-        if ssl.server_cert_hash:
-            return self.store.find(ssl.server_cert_store_name, ssl.server_cert_hash)
-        return self.auto_certificate
+        if not ssl.server_cert_hash:
+            return self.auto_certificate
+        key = (ssl.server_cert_store_name, ssl.server_cert_hash)
+        now = self.clock.seconds()
+        cached = self._certificates.get(key)
+        if cached is not None and now - cached[0] < CERTIFICATE_RECHECK:
+            return cached[1]
+        found = self.store.find(*key)
+        self._certificates[key] = (now, found)
+        return found
 
     def _usable(self, site: Site | None) -> Any:
         certificate = self.certificate_for(site)
