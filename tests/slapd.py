@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -75,9 +74,10 @@ def slapd_installed() -> bool:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+    """A port below the ephemeral range, in this xdist worker's band (see harness)."""
+    from tests.integration.harness import free_port as harness_free_port
+
+    return harness_free_port(host)
 
 
 @dataclass(frozen=True)

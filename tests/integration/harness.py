@@ -9,6 +9,7 @@ ftps7 --config ...`` and waits (with a timeout, never a sleep) for the
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -23,8 +24,26 @@ from xml.sax.saxutils import quoteattr
 TWISTD = str(Path(sys.executable).with_name("twistd"))
 
 
+#: Listening ports for test servers come from below the kernel's ephemeral range
+#: (32768+), so an outgoing connection of another test can never take the port
+#: between this choice and the server's bind; each xdist worker has its own band.
+_PORT_BAND = 2500
+_PORT_BASE = 21000
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    low = _PORT_BASE + (index % 4) * _PORT_BAND
+    for _ in range(500):
+        port = random.randrange(low, low + _PORT_BAND)  # noqa: S311 - not a secret
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
