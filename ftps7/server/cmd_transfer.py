@@ -25,6 +25,7 @@ from ftps7.core import listing, paths, tlspolicy
 from ftps7.core.replies import FTPError, R, Reply, format_reply, framed_reply
 from ftps7.server import addresses
 from ftps7.server.datachannel import DataConnection, PassiveListener, connect_active
+from ftps7.server.shell import os_error_reply
 from ftps7.server.transfers import FileReceiver, FileSender
 
 if TYPE_CHECKING:
@@ -498,10 +499,8 @@ class TransferCommands:
                 except Exception as exc:  # noqa: BLE001 - a write failed
                     self.state.bytes_received += receiver.bytes_received
                     await self.server.run_io(target.discard)
-                    from ftps7.server.shell import _os_error
-
                     if isinstance(exc, OSError):
-                        return _os_error(exc).render()
+                        return os_error_reply(exc).render()
                     return format_reply(R.LOCAL_ERROR)
                 self.state.bytes_received += receiver.bytes_received
                 if transfer.aborted or not connection.clean_close:

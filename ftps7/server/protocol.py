@@ -419,7 +419,6 @@ class FTPSession(
             handler = self._gate(verb, argument)
         except FTPError as failure:
             self.send(failure.render())
-            self._after_command(verb, failure.reply.code)
             self._log_command(verb, argument, started, sent, received)
             return
         name = commands.ALIASES.get(verb, verb)
@@ -487,7 +486,6 @@ class FTPSession(
         if failure.check(FTPError):
             ftp_error: FTPError = failure.value
             self.send(ftp_error.render())
-            self._after_command(verb, ftp_error.reply.code)
             return
         if failure.check(defer.CancelledError):
             return
@@ -499,10 +497,6 @@ class FTPSession(
         )
         self.reply(R.LOCAL_ERROR)
 
-    def _after_command(self, verb: str, code: int) -> None:
-        """Hook: a command was refused with ``code`` (used for failed-logon accounting)."""
-
-    # ------------------------------------------------------------------ gates
     def _gate(self, verb: str, argument: str) -> Any:
         """Run the gates of the command table; return the handler or raise FTPError."""
         spec = commands.lookup(verb)

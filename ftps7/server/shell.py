@@ -43,7 +43,7 @@ PARTIAL_PREFIX = ".ftps7-part-"
 RunInPool = Callable[..., "defer.Deferred[Any]"]
 
 
-def _os_error(exc: OSError, missing: R = R.FILE_UNAVAILABLE) -> FTPError:
+def os_error_reply(exc: OSError, missing: R = R.FILE_UNAVAILABLE) -> FTPError:
     code = exc.errno
     if code in (errno.ENOENT, errno.ENOTDIR):
         return FTPError(missing)
@@ -246,7 +246,7 @@ class SiteShell:
             try:
                 return self._entry(name, resolved)
             except OSError as exc:
-                raise _os_error(exc) from None
+                raise os_error_reply(exc) from None
 
         return self.run(work)
 
@@ -289,7 +289,7 @@ class SiteShell:
                     raise
             except OSError as exc:
                 if not self._is_virtual_dir(user_path):
-                    raise _os_error(exc, R.PATH_UNAVAILABLE) from None
+                    raise os_error_reply(exc, R.PATH_UNAVAILABLE) from None
             virtual_names: set[str] = set()
             for name in self.namespace.virtual_children(user_path):
                 if name not in entries:
@@ -320,7 +320,7 @@ class SiteShell:
             try:
                 os.mkdir(resolved.real_path)
             except OSError as exc:
-                raise _os_error(exc, R.PATH_UNAVAILABLE) from None
+                raise os_error_reply(exc, R.PATH_UNAVAILABLE) from None
 
         return self.run(work)
 
@@ -334,7 +334,7 @@ class SiteShell:
             try:
                 os.rmdir(resolved.real_path)
             except OSError as exc:
-                raise _os_error(exc, R.PATH_UNAVAILABLE) from None
+                raise os_error_reply(exc, R.PATH_UNAVAILABLE) from None
 
         return self.run(work)
 
@@ -347,7 +347,7 @@ class SiteShell:
             try:
                 os.unlink(target)
             except OSError as exc:
-                raise _os_error(exc) from None
+                raise os_error_reply(exc) from None
 
         return self.run(work)
 
@@ -374,7 +374,7 @@ class SiteShell:
             try:
                 os.rename(src.real_path, dst.real_path)
             except OSError as exc:
-                raise _os_error(exc, R.PATH_UNAVAILABLE) from None
+                raise os_error_reply(exc, R.PATH_UNAVAILABLE) from None
 
         return self.run(work)
 
@@ -389,7 +389,7 @@ class SiteShell:
             except IsADirectoryError:
                 raise FTPError(R.NOT_A_FILE) from None
             except OSError as exc:
-                raise _os_error(exc) from None
+                raise os_error_reply(exc) from None
             st = os.fstat(handle.fileno())
             if not statmod.S_ISREG(st.st_mode):
                 handle.close()
@@ -418,7 +418,7 @@ class SiteShell:
             except FileNotFoundError:
                 existing = None
             except OSError as exc:
-                raise _os_error(exc, R.PATH_UNAVAILABLE) from None
+                raise os_error_reply(exc, R.PATH_UNAVAILABLE) from None
             if existing is not None:
                 if unique:
                     raise FTPError(R.ALREADY_EXISTS)
@@ -431,7 +431,7 @@ class SiteShell:
             try:
                 fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
             except OSError as exc:
-                raise _os_error(exc, R.PATH_UNAVAILABLE) from None
+                raise os_error_reply(exc, R.PATH_UNAVAILABLE) from None
             try:
                 if existing is not None and (append or offset):
                     _copy_prefix(final, fd, existing.st_size if append else offset)
@@ -439,7 +439,7 @@ class SiteShell:
             except OSError as exc:
                 os.close(fd)
                 os.unlink(temp)
-                raise _os_error(exc) from None
+                raise os_error_reply(exc) from None
             keep = self.file_handling.keep_partial_uploads
             copied = existing.st_size if (existing is not None and append) else 0
             return UploadTarget(final, temp, handle, keep, copied)
