@@ -5,11 +5,14 @@ from __future__ import annotations
 from twisted.application import service
 from twisted.logger import Logger
 
+from ftps7.config.model import ServerConfig
 from ftps7.core.vhosts import plan_listeners
 from ftps7.server.listeners import listener_services
 from ftps7.server.state import ServerState
 
 log = Logger()
+
+UNLIMITED = 4294967295
 
 
 def prepare(state: ServerState) -> None:
@@ -28,6 +31,8 @@ def prepare(state: ServerState) -> None:
         )
     for warning in config.warnings:
         log.warn("configuration: {warning}", warning=warning)
+    for warning in _not_enforced(config):
+        log.warn("configuration: {warning}", warning=warning)
     try:
         from ftps7.config.report import report_warnings
 
@@ -42,6 +47,17 @@ def prepare(state: ServerState) -> None:
             log.warn("configuration: {warning}", warning=warning)
     except ImportError:  # pragma: no cover
         pass
+
+
+def _not_enforced(config: ServerConfig) -> list[str]:
+    """Settings the contract defines that this version accepts but does not act on."""
+    warnings = []
+    if config.ftps7.proxy_protocol.enabled:
+        warnings.append("<proxyProtocol enabled> is not implemented yet: PROXY headers are refused")
+    for site in config.sites:
+        if site.ftp_server.connections.max_bandwidth != UNLIMITED:
+            warnings.append(f"site {site.name!r}: connections maxBandwidth is not enforced yet")
+    return warnings
 
 
 def build_listeners(state: ServerState) -> list[service.Service]:
