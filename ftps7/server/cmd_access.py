@@ -39,14 +39,24 @@ class AccessCommands:
     """USER/PASS logon through the site's twisted.cred Portal, HOST, REIN, QUIT."""
 
     def _select_host(self: FTPSession, host: str) -> None:
-        site = self.endpoint.site_for_host(self.local_host, host)
+        """Move the session to the site ``host`` names (504 if none does).
+
+        RFC 7151 §3.1: an IP literal names the server itself (lftp sends the
+        address it connected to), which means the endpoint's default site.
+        """
+        literal = _is_ip_literal(host)
+        if literal:
+            own = normalize(host) == self.local_host
+            site = self.endpoint.default_site(self.local_host) if own else None
+        else:
+            site = self.endpoint.site_for_host(self.local_host, host)
         if site is None:
             raise FTPError(R.HOST_UNKNOWN, host=host[:100])
         if not self.set_site(site):
             self.send(self._max_clients_reply(site))
             self.close()
             raise defer.CancelledError()
-        self.state.host = host.lower()
+        self.state.host = None if literal else host.lower()
 
     def ftp_HOST(self: FTPSession, argument: str) -> Reply:
         """RFC 7151: choose the virtual host before logon."""
@@ -57,22 +67,8 @@ class AccessCommands:
             raise FTPError(R.SYNTAX_ERROR)
         if host.startswith("[") and host.endswith("]"):
             host = host[1:-1]
-        if _is_ip_literal(host):
-            # RFC 7151 §3.1: an IP literal names the server itself (lftp sends
-            # the address it connected to): the endpoint's default site.
-            if normalize(host) != self.local_host:
-                raise FTPError(R.HOST_UNKNOWN, host=host[:100])
-            site = self.endpoint.default_site(self.local_host)
-            if site is None:
-                raise FTPError(R.HOST_UNKNOWN, host=host[:100])
-            if not self.set_site(site):
-                self.send(self._max_clients_reply(site))
-                self.close()
-                raise defer.CancelledError()
-            self.state.host = None
-            lines = self.message_lines(self.site_settings().messages.banner_message)
-            return message_reply(R.HOST_ACCEPTED, lines)
-        if self.sni_host is not None and host.lower().rstrip(".") != self.sni_host:
+        sni = self.sni_host
+        if sni is not None and not _is_ip_literal(host) and host.lower().rstrip(".") != sni:
             # RFC 7151 §3.2: after TLS with SNI, HOST must name the same host.
             raise FTPError(R.HOST_UNKNOWN, host=host[:100])
         self._select_host(host)

@@ -144,6 +144,7 @@ class ServerState:
         self.tls = TlsContextFactory(config.ftps7.tls)
         self.auto_certificate: Any = None
         self._certificates: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._ca_names: tuple[float, list[Any]] | None = None
         deny = config.server.deny_by_failure
         self.failures = (
             FailureTracker(reactor, deny.max_failure, deny.entry_expiration, deny.logging_only_mode)
@@ -374,6 +375,15 @@ class ServerState:
         return context
 
     def _client_ca_names(self) -> list[Any]:
+        """The CA names advertised to clients, re-read like certificates (CERTIFICATE_RECHECK)."""
+        now = self.clock.seconds()
+        if self._ca_names is not None and now - self._ca_names[0] < CERTIFICATE_RECHECK:
+            return self._ca_names[1]
+        names = self._read_client_ca_names()
+        self._ca_names = (now, names)
+        return names
+
+    def _read_client_ca_names(self) -> list[Any]:
         # Roots and intermediates both: GnuTLS clients (lftp) only offer a
         # certificate whose direct issuer is in the list.
         try:
