@@ -249,6 +249,9 @@ class TlsContextFactory:
         ctx.set_cipher_list(self._ciphers[ssl128])
         # TLS 1.3 suites: OpenSSL's defaults, all AEAD with >= 128-bit keys.
         ctx.set_options(_OPTIONS)
+        # An idle session then holds no 16 KiB read/write record buffers:
+        # most of the memory of an idle logged-on TLS session (docs/performance.md).
+        ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)
         ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
         ctx.set_session_id(_session_id_context(session_id))
         ctx.set_timeout(self.session_timeout)

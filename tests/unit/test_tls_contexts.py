@@ -434,3 +434,12 @@ def test_server_connection_creator_with_twisted(
     connection = server.getHandle()
     assert connection.get_context() is ctx
     assert connection.get_app_data() is server
+
+
+def test_idle_connections_release_their_record_buffers(
+    factory: TlsContextFactory, server_cert: StoredCertificate
+) -> None:
+    # Without it an idle logged-on session keeps ~34 KiB of read/write record
+    # buffers: most of its memory (docs/performance.md).
+    mode = new_context(factory, server_cert).set_mode(0)
+    assert mode & SSL.MODE_RELEASE_BUFFERS
