@@ -55,8 +55,9 @@ class Options(usage.Options, strcred.AuthOptionMixin):
 class ThreadPoolService(service.Service):
     """Starts and stops a thread pool with the application."""
 
-    def __init__(self, pool: ThreadPool) -> None:
+    def __init__(self, pool: ThreadPool, before_stop: Any = None) -> None:
         self.pool = pool
+        self.before_stop = before_stop
 
     def startService(self) -> None:
         super().startService()
@@ -64,6 +65,8 @@ class ThreadPoolService(service.Service):
 
     def stopService(self) -> Any:
         super().stopService()
+        if self.before_stop is not None:
+            self.before_stop()  # e.g. end downloads that would keep a thread busy
         self.pool.stop()
 
 
@@ -93,6 +96,7 @@ def _shared_auto_certificate(state: Any) -> Any:
 def makeService(options: Options) -> service.MultiService:
     from twisted.internet import reactor
 
+    from ftps7.server.bulk import cancel_threaded_transfers
     from ftps7.server.monitor import CertificateMonitor
     from ftps7.server.startup import build_listeners, prepare
     from ftps7.server.state import ServerState
@@ -105,6 +109,10 @@ def makeService(options: Options) -> service.MultiService:
     auth_pool = ThreadPool(minthreads=1, maxthreads=4, name="ftps7-auth")
     ThreadPoolService(io_pool).setServiceParent(top)
     ThreadPoolService(auth_pool).setServiceParent(top)
+    # One thread per running download (server/bulk.py); more downloads than
+    # threads run on the reactor path.
+    transfer_pool = ThreadPool(minthreads=0, maxthreads=32, name="ftps7-transfer")
+    ThreadPoolService(transfer_pool, before_stop=cancel_threaded_transfers).setServiceParent(top)
     directory_pool = None
     if config.ftps7.active_directory is not None:
         directory_pool = ThreadPool(minthreads=1, maxthreads=8, name="ftps7-directory")
@@ -115,6 +123,7 @@ def makeService(options: Options) -> service.MultiService:
         io_pool=io_pool,
         auth_pool=auth_pool,
         directory_pool=directory_pool,
+        transfer_pool=transfer_pool,
         worker=worker,
         extra_checkers=options.get("credCheckers", []),
     )

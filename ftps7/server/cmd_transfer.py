@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet import defer, error
+from twisted.internet import defer, error, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -29,6 +29,7 @@ from ftps7.server.shell import os_error_reply
 from ftps7.server.transfers import FileReceiver, FileSender
 
 if TYPE_CHECKING:
+    from ftps7.server.bulk import ThreadedSender
     from ftps7.server.protocol import FTPSession
     from ftps7.server.shell import Listing
 
@@ -66,7 +67,7 @@ class Transfer:
         self.aborted = False
         self.replied = False  # the final reply was already sent (by ABOR)
         self.pending: defer.Deferred[Any] | None = None
-        self.sender: FileSender | None = None
+        self.sender: FileSender | ThreadedSender | None = None
         self.receiver: FileReceiver | None = None
         self._last_count = -1
         self._watchdog: Any = None
@@ -417,10 +418,26 @@ class TransferCommands:
                 connection = await self._open_data(transfer)
                 self._opening(connection, f"{paths.basename(path)}({size} bytes)")
                 await self._secure(transfer, connection)
-                sender = FileSender(
-                    self.server.run_io, handle, connection.transport, self.state.params.type_ascii
+                if connection.tls:
+                    # Resumed from inside Twisted's handshake callback, whose TLS
+                    # layer still reads from the connection after it returns: a
+                    # pool thread may take the TLS object over only afterwards.
+                    await task.deferLater(self.server.clock, 0, lambda: None)
+                    if transfer.aborted:
+                        return format_reply(R.TRANSFER_ABORTED)
+                sender = self.server.file_sender(
+                    handle,
+                    connection,
+                    ascii=self.state.params.type_ascii,
+                    timeout=self.site_settings().connections.data_channel_timeout,
                 )
                 transfer.sender = sender
+                log.debug(
+                    "session {session}: RETR {path} sent by {sender}",
+                    session=self.session_id,
+                    path=path,
+                    sender="a transfer thread" if sender.threaded else "the reactor",
+                )
                 transfer.watch(self.site_settings().connections.data_channel_timeout)
                 transfer.pending = sender.done
                 try:

@@ -32,8 +32,10 @@ from ftps7.server.realm import IFTPSiteShell, SiteRealm
 from ftps7.server.w3clog import SiteLogs
 
 if TYPE_CHECKING:
+    from ftps7.server.bulk import ThreadedSender
     from ftps7.server.datachannel import DataConnection
     from ftps7.server.protocol import FTPSession
+    from ftps7.server.transfers import FileSender
 
 log = Logger()
 
@@ -117,6 +119,7 @@ class ServerState:
         io_pool: ThreadPool,
         auth_pool: ThreadPool,
         directory_pool: ThreadPool | None = None,
+        transfer_pool: ThreadPool | None = None,
         extra_checkers: Sequence[Any] = (),
         failed_logon_delay: float = 1.0,
         worker: int = 0,
@@ -133,6 +136,8 @@ class ServerState:
         self.clock = reactor
         self.io_pool = io_pool
         self.auth_pool = auth_pool
+        self.transfer_pool = transfer_pool
+        self.threaded_transfers = 0
         self.failed_logon_delay = failed_logon_delay
         self.banner = "ftps7 FTP Service"
         self.version = __version__
@@ -170,9 +175,7 @@ class ServerState:
 
             # ldap3 blocks: it gets its own pool so a slow or dead directory
             # cannot starve local logons or file I/O.
-            self.directory = Ldap3Directory(
-                config.ftps7.active_directory, directory_pool, reactor
-            )
+            self.directory = Ldap3Directory(config.ftps7.active_directory, directory_pool, reactor)
         self.site_logs = SiteLogs(config.sites, reactor)
         from ftps7.tls.revocation import CrlCache, HttpCrlFetcher
 
@@ -182,6 +185,37 @@ class ServerState:
     # --------------------------------------------------------------- threads
     def run_io(self, function: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
         return deferToThreadPool(self.reactor, self.io_pool, function, *args)
+
+    def file_sender(
+        self, source: Any, connection: DataConnection, *, ascii: bool, timeout: float
+    ) -> FileSender | ThreadedSender:
+        """The sender for a download: a pool thread when one is free, else the reactor.
+
+        One thread per running download sends at about twice the rate per CPU
+        second (server/bulk.py); when every thread of the transfer pool is busy
+        the download still runs, on the reactor path.
+        """
+        from ftps7.server.bulk import ThreadedSender
+        from ftps7.server.transfers import FileSender
+
+        pool = self.transfer_pool
+        if (
+            pool is not None
+            and self.threaded_transfers < pool.max
+            and ThreadedSender.usable(connection)
+        ):
+            sender = ThreadedSender(
+                pool, self.reactor, source, connection, ascii=ascii, timeout=timeout
+            )
+            self.threaded_transfers += 1
+
+            def finished(result: Any) -> Any:
+                self.threaded_transfers -= 1
+                return result
+
+            sender.finished.addBoth(finished)
+            return sender
+        return FileSender(self.run_io, source, connection.transport, ascii)
 
     # ------------------------------------------------------------------ auth
     def _groups_for(self, name: str) -> frozenset[str]:
