@@ -8,9 +8,9 @@ Why blocking sockets and processes rather than asyncio: a session is a chain
 of request/reply round trips, and with a blocking socket each step is one
 ``send`` and one ``recv`` with the TLS work done in C; there is no event loop
 in Python between them. Concurrency comes from worker processes (16 for the
-session rate). Every result carries the CPU use of the server, of the client
-processes and of both CPUs over the measured window, and which CPU was the
-bottleneck (see `bottleneck`).
+session rate, 8 parallel downloads for ``workers``). Every result carries the
+CPU use of the server, of the client processes and of both CPUs over the
+measured window, and which CPU was the bottleneck (see `bottleneck`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import argparse
 import contextlib
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
+import resource
 import ssl
 import statistics
 import sys
@@ -37,6 +39,7 @@ from ftpcontrol import (
     TIMEOUT,
     Control,
     FtpError,
+    PyOpenSslDownload,
     Target,
     TlsContext,
     pyopenssl_context,
@@ -206,6 +209,435 @@ def run_transfer(
         "cipher": cipher[0] if cipher else None,
         "data_session_reused": reused,
     }
+
+
+# -- parallel downloads from several server processes ------------------------
+
+
+def own_usage() -> tuple[float, float, int, int]:
+    """This (single-threaded) process's user and system CPU seconds (microsecond
+    resolution, where /proc's ticks are 10 ms) and its voluntary and involuntary
+    context switches."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime, usage.ru_nvcsw, usage.ru_nivcsw
+
+
+def worker_of_port(port: int, low: int, high: int, workers: int) -> int | None:
+    """Which ftps7 worker owns passive ``port`` (None: outside the range).
+
+    The same slicing as ``ftps7.server.workers.port_slice`` (this client runs
+    in the bench venv, without ftps7): equal slices in worker order, the last
+    one taking the remainder.
+    """
+    if not low <= port <= high:
+        return None
+    size = (high - low + 1) // max(1, workers)
+    return min(workers - 1, (port - low) // size) if size else 0
+
+
+def worker_index_of(pid: int) -> int:
+    """The ftps7 worker number of a server process, from its FTPS7_WORKER variable."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            variables = handle.read().split(b"\0")
+    except OSError:
+        return -1
+    for variable in variables:
+        if variable.startswith(b"FTPS7_WORKER="):
+            with contextlib.suppress(ValueError):
+                return int(variable.partition(b"=")[2])
+    return 0  # worker 0 is the process started without the variable
+
+
+def _download_client(
+    target: Target,
+    engine: str,
+    path: str,
+    start_fds: tuple[int, int],
+    pipe: Connection,
+) -> None:
+    """One of the parallel clients: log on, wait for the start signal, RETR.
+
+    Logon, PBSZ/PROT/TYPE, EPSV and the TCP connect of the data connection
+    happen before the signal, so only the transfers are timed. The client's
+    own CPU time is taken around the transfer with getrusage (exact, where
+    /proc's ticks are 10 ms).
+
+    After EPSV the client reports its passive port (which names the worker
+    that owns the session) and waits for "stay" or, only when the bench
+    balances sessions as a diagnostic, "again": log off and reconnect.
+    """
+    start_read, start_write = start_fds
+    os.close(start_write)  # else the start pipe never reports the bench's end
+    control: Control | None = None
+    try:
+        context = TLS_ENGINES[engine]()
+        while True:
+            control = Control(target)
+            control.logon(context)
+            control.secure_data()
+            port = control.passive()
+            pipe.send(("port", port))
+            if pipe.recv() == "stay":
+                break
+            control.quit()
+            control.close()
+            control = None
+        plain = bytearray(1 << 20)
+        network = bytearray(1 << 20)
+        data = control.open_download(port) if engine == "pyopenssl" else control.open_data(port)
+        pipe.send(("ready", port))
+        if os.read(start_read, 1) != b"s":
+            raise FtpError("the bench ended before the start signal")
+        usage0 = own_usage()
+        began = time.monotonic()
+        control.command(f"RETR {path}", 150, 125)
+        if isinstance(context, ssl.SSLContext):
+            secure = control.wrap_data(context, data)
+            view = memoryview(plain)
+            moved = 0
+            recv_calls = 0  # OpenSSL's own recv() calls: not counted
+            while True:
+                try:
+                    count = secure.recv_into(view)
+                except ssl.SSLEOFError:
+                    break
+                if not count:
+                    break
+                moved += count
+            reused, version = secure.session_reused, secure.version()
+            cipher = secure.cipher()
+            cipher_name = cipher[0] if cipher else None
+            secure.close()
+        else:
+            download: PyOpenSslDownload = control.download_tls(context, data)
+            download.handshake()
+            moved = download.receive_all(plain, network)
+            recv_calls = download.recv_calls
+            reused, version = download.session_reused, download.version()
+            cipher_name = download.cipher()
+            download.close()
+        data.close()
+        received = time.monotonic()
+        control.reply(226, 250)
+        ended = time.monotonic()
+        user, system, voluntary, involuntary = (
+            after - before for after, before in zip(own_usage(), usage0, strict=True)
+        )
+        pipe.send(
+            (
+                "done",
+                {
+                    "port": port,
+                    "bytes": moved,
+                    "began": began,
+                    "data_end": received,
+                    "ended": ended,
+                    "cpu_s": user + system,
+                    "user_s": user,
+                    "system_s": system,
+                    "voluntary_switches": voluntary,
+                    "involuntary_switches": involuntary,
+                    "recv_calls": recv_calls,
+                    "tls_version": version,
+                    "cipher": cipher_name,
+                    "data_session_reused": reused,
+                },
+            )
+        )
+        control.quit()
+    except FAILURES as error:
+        with contextlib.suppress(OSError):
+            pipe.send(("error", f"{type(error).__name__}: {error}"[:500]))
+    finally:
+        if control is not None:
+            control.close()
+        pipe.close()
+
+
+def _affinity(pid: int) -> list[int]:
+    """The CPUs a process may run on (the proof that nothing was pinned)."""
+    try:
+        return sorted(os.sched_getaffinity(pid))
+    except OSError:
+        return []
+
+
+class MachineWindow:
+    """CPU use over a window when nothing is pinned: per server process and per CPU.
+
+    With the server's processes and the clients free to run on any CPU,
+    neither CPU belongs to one side; what shows the limit is how busy each
+    CPU was, and how much of that the server's processes (each worker
+    separately) and the clients used.
+    """
+
+    def __init__(self, server_pid: int, cpus: Sequence[int]) -> None:
+        self.server_pid = server_pid
+        self.cpus = list(cpus)
+
+    def start(self) -> None:
+        self.pids = procstat.tree_pids(self.server_pid)
+        self.t0 = time.monotonic()
+        self.server0 = {pid: procstat.process_times(pid) for pid in self.pids}
+        self.cores0 = [procstat.core_ticks(cpu) for cpu in self.cpus]
+
+    def stop(self) -> dict[str, Any]:
+        cores = [procstat.core_ticks(cpu) for cpu in self.cpus]
+        after = {pid: procstat.process_times(pid).minus(self.server0[pid]) for pid in self.pids}
+        self.t1 = time.monotonic()
+        elapsed = self.t1 - self.t0
+        busy: dict[str, float] = {}
+        softirq: dict[str, float] = {}
+        steal: dict[str, float] = {}
+        for cpu, before, now in zip(self.cpus, self.cores0, cores, strict=True):
+            total = max(1, now.total - before.total)
+            busy[str(cpu)] = (now.busy - before.busy) / total
+            softirq[str(cpu)] = (now.softirq - before.softirq) / total
+            steal[str(cpu)] = (now.steal - before.steal) / total
+        processes = [
+            {
+                "pid": pid,
+                "worker": worker_index_of(pid),
+                "cpu_s": after[pid].user_s + after[pid].system_s,
+                "main_thread_s": after[pid].main_thread_s,
+                "affinity": _affinity(pid),
+                "user_s": after[pid].user_s,
+                "system_s": after[pid].system_s,
+                "voluntary_switches": after[pid].voluntary_switches,
+                "involuntary_switches": after[pid].involuntary_switches,
+            }
+            for pid in self.pids
+        ]
+        return {
+            "window_s": elapsed,
+            "server_cpu_s": sum(process["cpu_s"] for process in processes),
+            "server_processes": processes,
+            "cpu_busy": busy,
+            "cpu_softirq": softirq,
+            "cpu_steal": steal,
+        }
+
+
+def _message(pipe: Connection) -> tuple[str, Any]:
+    """The next message of a client; a client that died without one is a failure too."""
+    try:
+        kind, value = pipe.recv()
+    except EOFError:
+        raise FtpError("a client ended without reporting") from None
+    return str(kind), value
+
+
+def run_parallel_downloads(
+    target: Target,
+    engine: str,
+    clients: int,
+    path: str,
+    size: int,
+    cpus: Sequence[int],
+    passive: tuple[int, int],
+    workers: int,
+    balance: bool = False,
+) -> dict[str, Any]:
+    """``clients`` simultaneous PROT P downloads of one ``size``-byte file.
+
+    Every client logs on and opens its data connection first, then waits on a
+    pipe; one write of ``clients`` bytes starts them all. The aggregate rate
+    is all bytes over the time from the first RETR to the last 226. Server
+    CPU is per process (so per ftps7 worker), client CPU the sum of the
+    clients' own, and each CPU's busy share is read at the window's edges.
+
+    ``balance`` (a diagnostic, not what real clients get): a client whose
+    session landed on a worker that already has its equal share logs off and
+    connects again, until every worker has the same number of sessions. It
+    separates what the CPUs allow from what the kernel's SO_REUSEPORT hash,
+    which spreads connections at random, leaves of it.
+    """
+    forked = multiprocessing.get_context("fork")
+    start_read, start_write = os.pipe()
+    children = []
+    low, high = passive
+    quota = -(-clients // max(1, workers))
+    placed = [0] * workers
+    reconnects = 0
+    try:
+        for _ in range(clients):
+            mine, theirs = forked.Pipe()
+            process = forked.Process(
+                target=_download_client,
+                args=(target, engine, path, (start_read, start_write), theirs),
+            )
+            process.start()
+            theirs.close()
+            children.append((process, mine))
+        os.close(start_read)
+        start_read = -1
+        waiting = {mine for _, mine in children}
+        deadline = time.monotonic() + 4 * TIMEOUT
+        while waiting:
+            ready = multiprocessing.connection.wait(
+                list(waiting), max(0.0, deadline - time.monotonic())
+            )
+            if not ready:
+                raise FtpError("clients did not log on in time")
+            for pipe in ready:
+                assert isinstance(pipe, Connection)
+                kind, value = _message(pipe)
+                if kind == "ready":
+                    waiting.discard(pipe)
+                    continue
+                if kind != "port":
+                    raise FtpError(f"a client failed before the start: {value}")
+                worker = worker_of_port(value, low, high, workers)
+                if balance and worker is not None and placed[worker] >= quota:
+                    reconnects += 1
+                    if reconnects > 50 * clients:
+                        raise FtpError("could not balance the sessions over the workers")
+                    pipe.send("again")
+                    continue
+                if worker is not None:
+                    placed[worker] += 1
+                pipe.send("stay")
+        probe_before = procstat.speed_probe_ms()
+        window = MachineWindow(target.server_pid, cpus)
+        window.start()
+        os.write(start_write, b"s" * clients)
+        done = []
+        for _, receive in children:
+            kind, value = _message(receive)
+            if kind != "done":
+                raise FtpError(f"a client failed: {value}")
+            done.append(value)
+        measured = window.stop()
+        probe_after = procstat.speed_probe_ms()
+        for process, _ in children:
+            process.join(TIMEOUT)
+    finally:
+        if start_read >= 0:
+            os.close(start_read)
+        os.close(start_write)  # clients still waiting for the start give up
+        for process, _ in children:
+            if process.is_alive():
+                process.kill()
+            process.join()
+    wrong = [client["bytes"] for client in done if client["bytes"] != size]
+    if wrong:
+        raise FtpError(f"clients received {wrong} bytes, expected {size}")
+    first = min(client["began"] for client in done)
+    last = max(client["ended"] for client in done)
+    seconds = last - first
+    moved = sum(client["bytes"] for client in done)
+    gib = moved / (1 << 30)
+    window_s = measured["window_s"]
+    server_cpu = measured["server_cpu_s"]
+    client_cpu = sum(client["cpu_s"] for client in done)
+    sessions = [0] * workers
+    per_client = []
+    for client in done:
+        worker = worker_of_port(client["port"], low, high, workers)
+        if worker is not None:
+            sessions[worker] += 1
+        per_client.append(
+            {
+                "port": client["port"],
+                "worker": worker,
+                "start_offset_s": client["began"] - first,
+                "seconds": client["ended"] - client["began"],
+                "mb_per_s": client["bytes"] / (client["ended"] - client["began"]) / 1e6,
+                **{
+                    key: client[key]
+                    for key in (
+                        "cpu_s",
+                        "user_s",
+                        "system_s",
+                        "voluntary_switches",
+                        "involuntary_switches",
+                        "recv_calls",
+                    )
+                },
+            }
+        )
+    busy = measured["cpu_busy"]
+    machine_busy = sum(busy.values())
+    processes = measured["server_processes"]
+    busiest_process = max((p["cpu_s"] for p in processes), default=0.0) / window_s
+    busiest_reactor = max((p["main_thread_s"] for p in processes), default=0.0) / window_s
+    return {
+        "clients": clients,
+        "client_tls": engine,
+        "cpus": list(cpus),
+        "client_affinity": _affinity(0),
+        "balanced": balance,
+        "balance_reconnects": reconnects,
+        "speed_probe_ms": [probe_before, probe_after],
+        "speed_probe_mean_ms": (probe_before + probe_after) / 2,
+        "workers": workers,
+        "server_process_count": len(processes),
+        "bytes": moved,
+        "bytes_per_client": size,
+        "seconds": seconds,
+        "mb_per_s": moved / seconds / 1e6,
+        "slowest_client_s": max(c["seconds"] for c in per_client),
+        "fastest_client_s": min(c["seconds"] for c in per_client),
+        **measured,
+        "server_cpus": server_cpu / window_s,
+        "server_cpu_s_per_gib": server_cpu / gib,
+        "mb_per_server_cpu_s": moved / server_cpu / 1e6 if server_cpu else float("nan"),
+        "client_cpu_s": client_cpu,
+        "client_cpus": client_cpu / window_s,
+        "client_cpu_s_per_gib": client_cpu / gib,
+        "client_user_s_per_gib": sum(c["user_s"] for c in done) / gib,
+        "client_system_s_per_gib": sum(c["system_s"] for c in done) / gib,
+        "server_user_s_per_gib": sum(p["user_s"] for p in processes) / gib,
+        "server_system_s_per_gib": sum(p["system_s"] for p in processes) / gib,
+        "client_switches_per_mib": sum(
+            c["voluntary_switches"] + c["involuntary_switches"] for c in done
+        )
+        / (moved / (1 << 20)),
+        "server_switches_per_mib": sum(
+            p["voluntary_switches"] + p["involuntary_switches"] for p in processes
+        )
+        / (moved / (1 << 20)),
+        "client_kib_per_recv": moved / 1024 / max(1, sum(c["recv_calls"] for c in done))
+        if engine == "pyopenssl"
+        else None,
+        "machine_busy": machine_busy,
+        # CPU time neither the server nor the clients account for, in CPUs
+        # (other work on a shared machine, kernel threads such as ksoftirqd).
+        "machine_other": max(0.0, machine_busy - (server_cpu + client_cpu) / window_s),
+        # The rate all the CPUs could carry at this run's cost per byte: the
+        # machine's ceiling for this server configuration and these clients.
+        "cpu_bound_mb_per_s": len(cpus) * moved / (server_cpu + client_cpu) / 1e6
+        if server_cpu + client_cpu
+        else float("nan"),
+        "sessions_per_worker": sessions,
+        "busiest_worker_sessions": max(sessions) if sessions else clients,
+        "busiest_server_process_cpus": busiest_process,
+        "busiest_reactor_thread_cpus": busiest_reactor,
+        "bottleneck": machine_bottleneck(list(busy.values()), busiest_process),
+        "per_client": per_client,
+        "tls_version": sorted({str(c["tls_version"]) for c in done}),
+        "cipher": sorted({str(c["cipher"]) for c in done}),
+        "data_session_reused": all(c["data_session_reused"] for c in done),
+    }
+
+
+def machine_bottleneck(cpu_busy: Sequence[float], busiest_process_cpus: float) -> str:
+    """What limited parallel downloads on unpinned CPUs.
+
+    "cpus" when every CPU was saturated (>= 95 %): the machine was full,
+    whoever used it. Else "worker" when one server process used a whole CPU
+    or more: its Python threads share one interpreter lock, so only the
+    system calls its thread pool makes without the lock (file reads) can add
+    to that. Else "neither": for example one worker that ran out of sessions
+    while the other still had several, or a client that was slow to be
+    scheduled.
+    """
+    if cpu_busy and min(cpu_busy) >= 0.95:
+        return "cpus"
+    if busiest_process_cpus >= 0.95:
+        return "worker"
+    return "neither"
 
 
 # -- session rate ----------------------------------------------------------
@@ -501,6 +933,11 @@ def run_idle(target: Target, count: int, processes: int, settle: float) -> dict[
 # -- command line -----------------------------------------------------------
 
 
+def _range(text: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    return int(low), int(high)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -524,6 +961,17 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--path", required=True)
     listing.add_argument("--probe-interval", type=float, default=0.005)
     listing.add_argument("--baseline", type=float, default=0.3)
+    parallel = commands.add_parser("parallel")
+    parallel.add_argument("--clients", type=int, default=8)
+    parallel.add_argument("--path", required=True)
+    parallel.add_argument("--size", type=int, required=True, help="bytes per client (the file)")
+    parallel.add_argument("--cpus", default="0,1", help="CPUs whose busy share is recorded")
+    parallel.add_argument("--passive", required=True, help="the server's range, LOW-HIGH")
+    parallel.add_argument("--workers", type=int, default=1, help="server processes")
+    parallel.add_argument("--tls", choices=sorted(TLS_ENGINES), default="pyopenssl")
+    parallel.add_argument(
+        "--balance", action="store_true", help="diagnostic: equal sessions per worker"
+    )
     idle = commands.add_parser("idle")
     idle.add_argument("--count", type=int, default=500)
     idle.add_argument("--processes", type=int, default=8)
@@ -563,6 +1011,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             target, args.command, args.path, args.probe_interval, args.baseline
         ),
         "idle": lambda: run_idle(target, args.count, args.processes, args.settle),
+        "parallel": lambda: run_parallel_downloads(
+            target,
+            args.tls,
+            args.clients,
+            args.path,
+            args.size,
+            [int(cpu) for cpu in args.cpus.split(",")],
+            _range(args.passive),
+            args.workers,
+            args.balance,
+        ),
     }
     try:
         result = runners[args.workload]()

@@ -13,6 +13,7 @@ process's ``stat``), so for them this is simply their own time.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -85,12 +86,83 @@ def process_cpu_seconds(pids: Iterable[int]) -> float:
 
 
 @dataclass(frozen=True)
+class ProcessTimes:
+    """One live process's own CPU time, split, and its context switches (threads summed).
+
+    ``main_thread_s`` is the CPU time of the thread whose id is the pid: for
+    a Twisted server, the reactor thread, which cannot use more than one CPU
+    however many thread-pool threads help it.
+    """
+
+    user_s: float
+    system_s: float
+    voluntary_switches: int
+    involuntary_switches: int
+    main_thread_s: float
+
+    def minus(self, earlier: ProcessTimes) -> ProcessTimes:
+        return ProcessTimes(
+            self.user_s - earlier.user_s,
+            self.system_s - earlier.system_s,
+            self.voluntary_switches - earlier.voluntary_switches,
+            self.involuntary_switches - earlier.involuntary_switches,
+            self.main_thread_s - earlier.main_thread_s,
+        )
+
+
+def _stat_fields(path: str) -> list[bytes] | None:
+    """The fields of a /proc stat file after the command name (field 3 on)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return data[data.rindex(b")") + 2 :].split()
+
+
+def process_times(pid: int) -> ProcessTimes:
+    """User and system time from /proc/<pid>/stat, context switches of all its threads.
+
+    Why the switches: when server processes and clients share CPUs, how
+    often each is descheduled explains part of what a byte costs.
+    """
+    fields = _stat_fields(f"/proc/{pid}/stat")
+    if fields is None:
+        return ProcessTimes(0.0, 0.0, 0, 0, 0.0)
+    user, system = int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
+    main = _stat_fields(f"/proc/{pid}/task/{pid}/stat")
+    main_thread = (int(main[11]) + int(main[12])) / CLOCK_TICKS if main else 0.0
+    voluntary = involuntary = 0
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except (FileNotFoundError, ProcessLookupError):
+        threads = []
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/status", encoding="ascii") as status:
+                for line in status:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        voluntary += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        involuntary += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return ProcessTimes(user, system, voluntary, involuntary, main_thread)
+
+
+@dataclass(frozen=True)
 class CoreTicks:
-    """Jiffies of one CPU since boot: busy (all but idle and iowait), softirq, total."""
+    """Jiffies of one CPU since boot: busy (all but idle and iowait), softirq, total.
+
+    ``steal`` (part of busy) is time the hypervisor ran something else while
+    this virtual CPU wanted to run: on a shared host it makes every CPU
+    second of the guest buy less work.
+    """
 
     busy: int
     softirq: int
     total: int
+    steal: int = 0
 
 
 def core_ticks(cpu: int) -> CoreTicks:
@@ -109,7 +181,7 @@ def core_ticks(cpu: int) -> CoreTicks:
             if line.startswith(prefix):
                 values = [int(value) for value in line.split()[1:]]
                 total = sum(values[:8])  # guest time is already inside user/nice
-                return CoreTicks(total - values[3] - values[4], values[6], total)
+                return CoreTicks(total - values[3] - values[4], values[6], total, values[7])
     raise ValueError(f"no cpu{cpu} in /proc/stat")
 
 
@@ -144,3 +216,22 @@ def tree_pss_kib(root: int) -> dict[str, int]:
         for name, value in pss_detail_kib(pid).items():
             total[name] += value
     return total
+
+
+def speed_probe_ms() -> float:
+    """Milliseconds for a fixed piece of pure-Python work (32 ms on a fast CPU here).
+
+    On a shared virtual machine the speed of a CPU second is not constant:
+    on the bench's machine each virtual CPU switched between about 32 and
+    about 60 ms for this loop, in phases of a tenth of a second to several
+    seconds, independently of the other CPU, with no other work in the
+    guest and no steal time reported (other guests on the host's cores, or
+    its clock speed). Taken right before and after a measured window, it
+    shows the state of the host around a repetition: context, not a
+    correction (the window itself may have seen either speed).
+    """
+    began = time.perf_counter()
+    total = 0
+    for number in range(1_000_000):
+        total += number * number
+    return (time.perf_counter() - began) * 1000

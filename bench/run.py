@@ -2,6 +2,7 @@
 """ftps7 against pyftpdlib and vsftpd: the one benchmark command.
 
     sudo python3 bench/run.py [--only download,sessions] [--size 1G] [--reps 5]
+    sudo python3 bench/run.py --only workers       # ftps7, 1 against 2 worker processes
 
 Installs what it needs (vsftpd from apt, a bench venv with pyftpdlib and
 pyOpenSSL), starts the three servers on 127.0.0.1 pinned to one CPU, drives
@@ -9,6 +10,10 @@ them from clients pinned to the other CPU, prints a table with ftps7's ratio
 to each peer and writes bench/results/<timestamp>.json. It removes its
 processes, its temporary user and its tmpfs files when it ends, however it
 ends. See bench/README.md.
+
+The ``workers`` workload is the exception to the pinning: it compares ftps7
+with one and with two worker processes, so the server needs both CPUs, and
+the clients share them. It runs only when asked for (``--only workers``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -51,10 +57,13 @@ from servers import (
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 WORKLOADS = ("download", "upload", "sessions", "mlsd", "memory", "sessions_rsa")
+# Not in the default set: it cannot keep the servers and clients on separate CPUs.
+EXTRA_WORKLOADS = ("workers",)
 PROFILE_WORKLOADS = ("download", "sessions")
 USER = "ftps7bench"
 DOWNLOAD_FILE = "big.bin"
 LIST_FOLDER = "list10k"
+WORKERS_FILE = "workers.bin"
 
 
 def parse_size(text: str) -> int:
@@ -78,6 +87,17 @@ def parse_list(allowed: tuple[str, ...]) -> Any:
     return parse
 
 
+def parse_cpus(text: str) -> str:
+    """A taskset CPU list of single CPUs: ``0,1`` or ``2,3``."""
+    try:
+        cpus = sorted({int(cpu) for cpu in text.split(",") if cpu.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a CPU list: {text!r} (try 0,1)") from None
+    if not cpus or cpus[0] < 0:
+        raise argparse.ArgumentTypeError(f"not a CPU list: {text!r} (try 0,1)")
+    return ",".join(map(str, cpus))
+
+
 def default_ftps7_python() -> Path:
     """The project's .venv if there is one, else the interpreter running the bench."""
     venv = REPO / ".venv" / "bin" / "python"
@@ -91,9 +111,13 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        type=parse_list(WORKLOADS),
+        type=parse_list(WORKLOADS + EXTRA_WORKLOADS),
         default=list(WORKLOADS),
-        help="comma-separated workloads: " + ",".join(WORKLOADS),
+        help="comma-separated workloads: " + ",".join(WORKLOADS + EXTRA_WORKLOADS) + "; "
+        "'workers' (ftps7 with 1 and with 2 worker processes, 8 parallel PROT P downloads) "
+        "is not in the default set: the server needs both CPUs there, so neither the server "
+        "nor its clients are pinned (taskset -c <server cpu>,<client cpu>), unlike every "
+        "other workload",
     )
     parser.add_argument(
         "--servers",
@@ -134,6 +158,44 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help="unmeasured seconds before each session-rate window",
     )
     parser.add_argument("--files", type=int, default=10000, help="files in the listed folder")
+    parser.add_argument(
+        "--workers-clients",
+        type=int,
+        default=8,
+        help="workers workload: simultaneous download clients",
+    )
+    parser.add_argument(
+        "--workers-size",
+        type=parse_size,
+        default=None,
+        help="workers workload: bytes each client downloads (None: --size divided by "
+        "--workers-clients)",
+    )
+    parser.add_argument(
+        "--workers-server-cpus",
+        type=parse_cpus,
+        default=None,
+        help="workers workload: CPUs ftps7 may use (None: --server-cpu and --client-cpu)",
+    )
+    parser.add_argument(
+        "--workers-client-cpus",
+        type=parse_cpus,
+        default=None,
+        help="workers workload: CPUs the clients may use (None: the same as the server; "
+        "on a machine with 4+ CPUs, separate CPUs show the server's own scaling)",
+    )
+    parser.add_argument(
+        "--workers-balance",
+        action="store_true",
+        help="workers workload, a diagnostic: clients reconnect until every worker has the "
+        "same number of sessions (real clients get the kernel's random SO_REUSEPORT spread)",
+    )
+    parser.add_argument(
+        "--workers-client-tls",
+        choices=("pyopenssl", "stdlib"),
+        default="pyopenssl",
+        help="workers workload: the clients' data-connection TLS (see bench/README.md)",
+    )
     parser.add_argument("--idle-sessions", type=int, default=500, help="sessions held for PSS")
     parser.add_argument(
         "--quiet-threshold",
@@ -244,6 +306,13 @@ class Bench:
             raise BenchError("run the bench as root (it creates a local user for vsftpd)")
         if args.server_cpu == args.client_cpu:
             raise BenchError("--server-cpu and --client-cpu must differ")
+        if "workers" in args.only:
+            if "ftps7" not in args.servers:
+                raise BenchError("the workers workload measures ftps7: add it to --servers")
+            if args.workers_clients < 1 or self.workers_size() < 1:
+                raise BenchError("--workers-clients and the per-client size must be positive")
+            if not set(args.only) - {"workers"}:
+                args.servers = ["ftps7"]  # the only server it measures
         for tool in ("taskset", "openssl", "useradd", "chpasswd", "userdel"):
             if shutil.which(tool) is None:
                 raise BenchError(f"{tool} is missing")
@@ -317,7 +386,20 @@ class Bench:
             server.prepare()
         self.meta = self._meta(ftps7_python, vsftpd_binary)
 
+    def workers_size(self) -> int:
+        """Bytes each client of the workers workload downloads."""
+        args = self.args
+        return int(args.workers_size or args.size // max(1, args.workers_clients))
+
     def _make_data(self, root: Path) -> None:
+        if "workers" in self.args.only:
+            chunk = os.urandom(1 << 20)
+            whole, rest = divmod(self.workers_size(), len(chunk))
+            with open(root / WORKERS_FILE, "wb") as handle:
+                for _ in range(whole):
+                    handle.write(chunk)
+                handle.write(chunk[:rest])
+            (root / WORKERS_FILE).chmod(0o644)
         if "download" in self.args.only or self.args.profile:
             chunk = os.urandom(1 << 20)
             whole, rest = divmod(self.args.size, len(chunk))
@@ -388,15 +470,24 @@ class Bench:
                 "resumes the control connection's TLS session",
                 "servers pinned with taskset to --server-cpu; clients, py-spy and the bench "
                 "to --client-cpu",
+                "except the workers workload: ftps7 and its clients not pinned to one CPU "
+                "(taskset -c <server cpu>,<client cpu> for both unless --workers-server-cpus/"
+                "--workers-client-cpus say otherwise); the bench itself stays on --client-cpu",
             ],
         }
 
     # -- running clients --------------------------------------------------------
     def client(
-        self, server: Server, workload: list[str], timeout: float, *, quiet: bool = True
+        self,
+        server: Server,
+        workload: list[str],
+        timeout: float,
+        *,
+        quiet: bool = True,
+        cpus: str | None = None,
     ) -> dict[str, Any]:
         argv = [
-            "taskset", "-c", str(self.args.client_cpu), str(self.bench_python),
+            "taskset", "-c", cpus or str(self.args.client_cpu), str(self.bench_python),
             str(BENCH / "ftpsclient.py"), "--port", str(server.port), "--user", USER,
             "--server-pid", str(server.pid), "--server-cpu", str(self.args.server_cpu),
             "--client-cpu", str(self.args.client_cpu), *workload,
@@ -467,10 +558,19 @@ class Bench:
                 log(f"  waiting for quiet CPUs (busy {busy[0]:.0%} / {busy[1]:.0%})")
                 waited = True
 
-    def record(self, workload: str, server: Server, result: dict[str, Any], rep: int) -> None:
-        self.runs.setdefault(workload, {}).setdefault(server.name, []).append(result)
+    def record(
+        self,
+        workload: str,
+        server: Server,
+        result: dict[str, Any],
+        rep: int,
+        label: str | None = None,
+    ) -> None:
+        name = label or server.name
+        result.setdefault("rep", rep)
+        self.runs.setdefault(workload, {}).setdefault(name, []).append(result)
         if "error" in result:
-            log(f"[{workload}] {server.name} rep {rep}: ERROR {result['error']}")
+            log(f"[{workload}] {name} rep {rep}: ERROR {result['error']}")
             log(f"  {server.name} log tail:\n{server.log_tail(15)}")
             return
         shown = {
@@ -487,9 +587,10 @@ class Bench:
                 f"file {r['file_kib_per_session']:.1f}, from fresh "
                 f"{r['kib_per_session_from_fresh']:.1f})"
             ),
+            "workers": _show_workers,
         }[workload]
         flags = " [disturbed]" if result.get("disturbed") else ""
-        log(f"[{workload}] {server.name} rep {rep}: {shown(result)}{flags}")
+        log(f"[{workload}] {name} rep {rep}: {shown(result)}{flags}")
 
     def rotation(self, rep: int) -> list[Server]:
         """The servers in a different order each repetition (no fixed first/last)."""
@@ -551,6 +652,8 @@ class Bench:
             self._sessions("sessions_rsa", "rsa-2048")
         for server in self.servers:
             server.stop()
+        if "workers" in args.only:
+            self._workers(primary)
         if args.profile:
             self.profile()
 
@@ -564,16 +667,25 @@ class Bench:
         *,
         certificate: str,
         cleanup: Path | None = None,
+        label: str | None = None,
+        before: Callable[[], None] | None = None,
+        cpus: str | None = None,
     ) -> None:
         """Run one measurement; repeat it (up to ``--retries``) if other work disturbed it.
 
         Disturbed: during the measured window, either CPU was busier with work
         that is neither the server's nor the client's processes nor softirq
-        (`ftpsclient.Window`) than ``--disturbed-threshold``. Discarded
-        attempts are kept in the JSON under ``discarded``.
+        (`ftpsclient.Window`) than ``--disturbed-threshold`` (for unpinned
+        runs: both CPUs together, `ftpsclient.MachineWindow`). Discarded
+        attempts are kept in the JSON under ``discarded``. ``before`` runs
+        ahead of every attempt (a fresh server); ``label`` names the result
+        instead of the server.
         """
+        name = label or server.name
         for attempt in range(1 + self.args.retries):
-            result = self.client(server, client_args, timeout)
+            if before is not None:
+                before()
+            result = self.client(server, client_args, timeout, cpus=cpus)
             result["certificate"] = certificate
             result["attempt"] = attempt + 1
             if cleanup is not None:
@@ -581,6 +693,7 @@ class Bench:
             other = max(
                 result.get("server_core_other", 0.0),
                 result.get("client_core_other", 0.0),
+                result.get("machine_other", 0.0),
             )
             result["disturbed"] = (
                 "error" not in result
@@ -588,13 +701,68 @@ class Bench:
                 and other > self.args.disturbed_threshold
             )
             if not result["disturbed"] or attempt == self.args.retries:
-                self.record(workload, server, result, rep)
+                self.record(workload, server, result, rep, label)
                 return
             log(
-                f"[{workload}] {server.name} rep {rep}: disturbed ({other:.0%} of a CPU busy "
+                f"[{workload}] {name} rep {rep}: disturbed ({other:.0%} of a CPU busy "
                 "with other work); measuring again"
             )
-            self.discarded.append({"workload": workload, "server": server.name, **result})
+            self.discarded.append({"workload": workload, "server": name, **result})
+
+    def _workers(self, kind: str) -> None:
+        """ftps7 with one and with two worker processes, ``--workers-clients`` downloads each.
+
+        Every measurement gets a freshly started server (also a repeated
+        one), alternating which worker count goes first. Server and clients
+        may use both CPUs: the point is whether a second process turns the
+        second CPU into throughput.
+        """
+        args = self.args
+        ftps7 = next(server for server in self.servers if server.name == "ftps7")
+        assert isinstance(ftps7, Ftps7)
+        both = parse_cpus(f"{args.server_cpu},{args.client_cpu}")
+        server_cpus = args.workers_server_cpus or both
+        client_cpus = args.workers_client_cpus or server_cpus
+        cpus = parse_cpus(f"{server_cpus},{client_cpus}")  # all the CPUs the run may use
+        size = self.workers_size()
+        low, high = ftps7.passive
+        timeout = 120 + size * args.workers_clients / 20e6
+        log(
+            f"[workers] ftps7 with {' and '.join(map(str, report.WORKER_COUNTS))} workers, "
+            f"{args.workers_clients} clients x {size / (1 << 20):.0f} MiB; not pinned to one "
+            f"CPU: server taskset -c {server_cpus}, clients taskset -c {client_cpus}"
+            + ("; sessions balanced by reconnecting (diagnostic)" if args.workers_balance else "")
+        )
+        try:
+            for rep in range(args.reps):
+                counts = report.WORKER_COUNTS
+                order = counts if rep % 2 == 0 else counts[::-1]
+                for count in order:
+
+                    def fresh(count: int = count) -> None:
+                        ftps7.workers = count
+                        ftps7.cpus = server_cpus
+                        ftps7.start(self.certificates[kind])
+
+                    self.measure(
+                        "workers",
+                        ftps7,
+                        rep,
+                        ["parallel", "--clients", str(args.workers_clients),
+                         "--path", WORKERS_FILE, "--size", str(size), "--cpus", cpus,
+                         "--passive", f"{low}-{high}", "--workers", str(count),
+                         "--tls", args.workers_client_tls,
+                         *(["--balance"] if args.workers_balance else [])],
+                        timeout,
+                        certificate=kind,
+                        label=report.workers_label(count),
+                        before=fresh,
+                        cpus=client_cpus,
+                    )  # fmt: skip
+        finally:
+            ftps7.stop()
+            ftps7.workers = None
+            ftps7.cpus = None
 
     def _sessions(self, workload: str, kind: str) -> None:
         args = self.args
@@ -700,6 +868,22 @@ def _show_transfer(result: dict[str, Any]) -> str:
         f"{result['mb_per_s']:.0f} MB/s, {result['server_cpu_s_per_gib']:.2f} CPU s/GiB, "
         f"cores busy: server {result['server_core_busy'] * 100:.0f}% client "
         f"{result['client_core_busy'] * 100:.0f}% ({result['bottleneck']})"
+    )
+
+
+def _show_workers(result: dict[str, Any]) -> str:
+    busy = " ".join(f"{share * 100:.0f}%" for share in result["cpu_busy"].values())
+    workers = "/".join(
+        f"{process['cpu_s']:.1f}"
+        for process in sorted(result["server_processes"], key=lambda p: p["worker"])
+    )
+    return (
+        f"{result['mb_per_s']:.0f} MB/s; server {result['server_cpus']:.2f} CPUs "
+        f"({result['server_cpu_s_per_gib']:.2f} s/GiB, per worker {workers} CPU s), clients "
+        f"{result['client_cpus']:.2f} CPUs ({result['client_cpu_s_per_gib']:.2f} s/GiB); "
+        f"CPUs busy {busy}; sessions per worker "
+        f"{'/'.join(map(str, result['sessions_per_worker']))} ({result['bottleneck']}); "
+        f"speed probe {'/'.join(f'{ms:.0f}' for ms in result['speed_probe_ms'])} ms"
     )
 
 
