@@ -96,7 +96,7 @@ def _shared_auto_certificate(state: Any) -> Any:
 def makeService(options: Options) -> service.MultiService:
     from twisted.internet import reactor
 
-    from ftps7.server.bulk import cancel_threaded_transfers
+    from ftps7.server.handover import cancel_threaded_transfers
     from ftps7.server.monitor import CertificateMonitor
     from ftps7.server.startup import build_listeners, prepare
     from ftps7.server.state import ServerState
@@ -109,7 +109,7 @@ def makeService(options: Options) -> service.MultiService:
     auth_pool = ThreadPool(minthreads=1, maxthreads=4, name="ftps7-auth")
     ThreadPoolService(io_pool).setServiceParent(top)
     ThreadPoolService(auth_pool).setServiceParent(top)
-    # One thread per running download (server/bulk.py); more downloads than
+    # One thread per running download (server/handover.py); more downloads than
     # threads run on the reactor path.
     transfer_pool = ThreadPool(minthreads=0, maxthreads=32, name="ftps7-transfer")
     ThreadPoolService(transfer_pool, before_stop=cancel_threaded_transfers).setServiceParent(top)

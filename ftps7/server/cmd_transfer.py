@@ -29,9 +29,9 @@ from ftps7.server.shell import os_error_reply
 from ftps7.server.transfers import FileReceiver, FileSender
 
 if TYPE_CHECKING:
-    from ftps7.server.bulk import ThreadedSender
     from ftps7.server.protocol import FTPSession
     from ftps7.server.shell import Listing
+    from ftps7.server.threadsend import ThreadedSender
 
 log = Logger()
 

@@ -68,8 +68,8 @@ class DataConnection(Protocol):
         self._held_size = 0
         self.bytes_received = 0
         self.on_activity: Callable[[], None] | None = None
-        # A ThreadedSender (server/bulk.py) while a pool thread owns the socket.
-        self.bulk: Any = None
+        # A ThreadedTransfer (server/handover.py) while a pool thread owns the socket.
+        self.lent_to: Any = None
 
     # -- TCP events
     def connectionMade(self) -> None:
@@ -147,10 +147,10 @@ class DataConnection(Protocol):
         return normalize(self.transport.getPeer().host)  # type: ignore[union-attr]
 
     def abort(self) -> None:
-        if self.bulk is not None:
+        if self.lent_to is not None:
             # A pool thread owns the socket: it stops at once and closes the
             # connection when it has handed it back to the reactor.
-            self.bulk.cancel()
+            self.lent_to.cancel()
             return
         if not self.is_closed and self.transport is not None:
             self.transport.abortConnection()  # type: ignore[attr-defined]

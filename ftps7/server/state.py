@@ -32,9 +32,9 @@ from ftps7.server.realm import IFTPSiteShell, SiteRealm
 from ftps7.server.w3clog import SiteLogs
 
 if TYPE_CHECKING:
-    from ftps7.server.bulk import ThreadedSender
     from ftps7.server.datachannel import DataConnection
     from ftps7.server.protocol import FTPSession
+    from ftps7.server.threadsend import ThreadedSender
     from ftps7.server.transfers import FileSender
 
 log = Logger()
@@ -192,17 +192,18 @@ class ServerState:
         """The sender for a download: a pool thread when one is free, else the reactor.
 
         One thread per running download sends at about twice the rate per CPU
-        second (server/bulk.py); when every thread of the transfer pool is busy
+        second (server/handover.py); when every thread of the transfer pool is busy
         the download still runs, on the reactor path.
         """
-        from ftps7.server.bulk import ThreadedSender
+        from ftps7.server.handover import usable
+        from ftps7.server.threadsend import ThreadedSender
         from ftps7.server.transfers import FileSender
 
         pool = self.transfer_pool
         if (
             pool is not None
             and self.threaded_transfers < pool.max
-            and ThreadedSender.usable(connection)
+            and usable(connection)
         ):
             sender = ThreadedSender(
                 pool, self.reactor, source, connection, ascii=ascii, timeout=timeout

@@ -74,7 +74,7 @@ class FromAscii:
 class FileSender:
     """Streams a file to a transport, reading in the pool, honouring back-pressure."""
 
-    threaded = False  # the reactor moves the chunks (server/bulk.py: the threaded sender)
+    threaded = False  # the reactor moves the chunks (server/threadsend.py: the threaded sender)
 
     def __init__(self, run: RunInPool, source: Readable, transport: Any, ascii: bool) -> None:
         self.run = run

@@ -1,4 +1,4 @@
-"""Downloads sent by a transfer thread (server/bulk.py).
+"""Downloads sent by a transfer thread (server/threadsend.py, server/handover.py).
 
 The thread owns the data connection's socket and TLS object for the length of
 the transfer, so these tests pin what must survive the hand-over: exact bytes
