@@ -31,6 +31,7 @@ from ftps7.server.transfers import FileReceiver, FileSender
 if TYPE_CHECKING:
     from ftps7.server.protocol import FTPSession
     from ftps7.server.shell import Listing
+    from ftps7.server.threadrecv import ThreadedReceiver
     from ftps7.server.threadsend import ThreadedSender
 
 log = Logger()
@@ -68,7 +69,7 @@ class Transfer:
         self.replied = False  # the final reply was already sent (by ABOR)
         self.pending: defer.Deferred[Any] | None = None
         self.sender: FileSender | ThreadedSender | None = None
-        self.receiver: FileReceiver | None = None
+        self.receiver: FileReceiver | ThreadedReceiver | None = None
         self._last_count = -1
         self._watchdog: Any = None
 
@@ -474,30 +475,29 @@ class TransferCommands:
                 else:
                     self._opening(connection, paths.basename(path))
                 await self._secure(transfer, connection)
-                receiver = FileReceiver(
-                    self.server.run_io, target, connection.transport, self.state.params.type_ascii
+                if connection.tls:
+                    await task.deferLater(self.server.clock, 0, lambda: None)  # as in RETR
+                receiver = self.server.file_receiver(
+                    target,
+                    connection,
+                    ascii=self.state.params.type_ascii,
+                    timeout=self.site_settings().connections.data_channel_timeout,
                 )
                 transfer.receiver = receiver
+                log.debug(
+                    "session {session}: {command} {path} received by {receiver}",
+                    session=self.session_id,
+                    command=command,
+                    path=path,
+                    receiver="a transfer thread" if receiver.threaded else "the reactor",
+                )
                 transfer.watch(self.site_settings().connections.data_channel_timeout)
                 # requestFiltering maxAllowedContentLength bounds the size of
                 # the resulting file (offset included, for REST and APPE).
                 limit = self.server.config.server.request_filtering.max_allowed_content_length
                 start = offset + (target.initial_size if append else 0)
-                too_large = False
-
-                def feed(data: bytes) -> None:
-                    nonlocal too_large
-                    if too_large:
-                        return
-                    if start + receiver.bytes_received + len(data) > limit:
-                        too_large = True
-                        connection.abort()
-                        return
-                    receiver.feed(data)
-
-                connection.attach_sink(feed)
-                if not connection.is_closed:
-                    await connection.closed
+                await receiver.receive(connection, limit - start)
+                too_large = receiver.too_large
                 if too_large:
                     await receiver.finish()
                     await self.server.run_io(target.discard)

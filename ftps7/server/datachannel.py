@@ -70,6 +70,8 @@ class DataConnection(Protocol):
         self.on_activity: Callable[[], None] | None = None
         # A ThreadedTransfer (server/handover.py) while a pool thread owns the socket.
         self.lent_to: Any = None
+        # Set by a threaded upload, which sees the close_notify Twisted never will.
+        self.ended_cleanly: bool | None = None
 
     # -- TCP events
     def connectionMade(self) -> None:
@@ -119,6 +121,12 @@ class DataConnection(Protocol):
             transport: Any = self.transport
             transport.resumeProducing()
 
+    def take_held(self) -> list[bytes]:
+        """Hand over the bytes received before the upload began (a threaded receiver)."""
+        held, self._held = self._held, []
+        self._held_size = 0
+        return held
+
     def connectionLost(self, reason: Failure = error.ConnectionDone) -> None:  # type: ignore[assignment]
         self.is_closed = True
         self.close_reason = reason
@@ -138,6 +146,8 @@ class DataConnection(Protocol):
     @property
     def clean_close(self) -> bool:
         """FIN on a clear connection, close_notify on a TLS one (RESEARCH.md §2.2)."""
+        if self.ended_cleanly is not None:
+            return self.ended_cleanly
         return (
             self.close_reason is not None
             and self.close_reason.check(error.ConnectionDone) is not None

@@ -34,8 +34,9 @@ from ftps7.server.w3clog import SiteLogs
 if TYPE_CHECKING:
     from ftps7.server.datachannel import DataConnection
     from ftps7.server.protocol import FTPSession
+    from ftps7.server.threadrecv import ThreadedReceiver
     from ftps7.server.threadsend import ThreadedSender
-    from ftps7.server.transfers import FileSender
+    from ftps7.server.transfers import FileReceiver, FileSender
 
 log = Logger()
 
@@ -199,24 +200,47 @@ class ServerState:
         from ftps7.server.threadsend import ThreadedSender
         from ftps7.server.transfers import FileSender
 
-        pool = self.transfer_pool
-        if (
-            pool is not None
-            and self.threaded_transfers < pool.max
-            and usable(connection)
-        ):
+        pool = self._free_thread_pool()
+        if pool is not None and usable(connection):
             sender = ThreadedSender(
                 pool, self.reactor, source, connection, ascii=ascii, timeout=timeout
             )
-            self.threaded_transfers += 1
-
-            def finished(result: Any) -> Any:
-                self.threaded_transfers -= 1
-                return result
-
-            sender.finished.addBoth(finished)
+            self._count_thread(sender)
             return sender
         return FileSender(self.run_io, source, connection.transport, ascii)
+
+    def file_receiver(
+        self, target: Any, connection: DataConnection, *, ascii: bool, timeout: float
+    ) -> FileReceiver | ThreadedReceiver:
+        """The receiver for an upload: a pool thread when one is free, else the reactor."""
+        from ftps7.server.handover import usable
+        from ftps7.server.threadrecv import ThreadedReceiver
+        from ftps7.server.transfers import FileReceiver
+
+        pool = self._free_thread_pool()
+        if pool is not None and usable(connection):
+            receiver = ThreadedReceiver(
+                pool, self.reactor, target, connection, ascii=ascii, timeout=timeout
+            )
+            self._count_thread(receiver)
+            return receiver
+        return FileReceiver(self.run_io, target, connection.transport, ascii)
+
+    def _free_thread_pool(self) -> ThreadPool | None:
+        """The transfer pool if it has a thread for one more transfer."""
+        pool = self.transfer_pool
+        if pool is not None and self.threaded_transfers < pool.max:
+            return pool
+        return None
+
+    def _count_thread(self, transfer: Any) -> None:
+        self.threaded_transfers += 1
+
+        def finished(result: Any) -> Any:
+            self.threaded_transfers -= 1
+            return result
+
+        transfer.finished.addBoth(finished)
 
     # ------------------------------------------------------------------ auth
     def _groups_for(self, name: str) -> frozenset[str]:

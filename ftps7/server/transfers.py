@@ -163,6 +163,8 @@ class FileReceiver:
     reported by ``finish`` and the data connection is aborted at once.
     """
 
+    threaded = False  # server/threadrecv.py: the threaded receiver
+
     def __init__(self, run: RunInPool, target: Writable, transport: Any, ascii: bool) -> None:
         self.run = run
         self.target = target
@@ -175,6 +177,29 @@ class FileReceiver:
         self._chain: defer.Deferred[None] = defer.succeed(None)
         self._paused = False
         self.error: Failure | None = None
+        self.too_large = False
+
+    def receive(self, connection: Any, room: int) -> defer.Deferred[None]:
+        """Take the connection's bytes until it closes; more than ``room`` bytes is too large.
+
+        Fires when the data connection is closed (its ``clean_close`` says how).
+        """
+
+        def feed(data: bytes) -> None:
+            if self.too_large:
+                return
+            if self.bytes_received + len(data) > room:
+                self.too_large = True
+                connection.abort()
+                return
+            self.feed(data)
+
+        connection.attach_sink(feed)
+        if connection.is_closed:
+            return defer.succeed(None)
+        ended: defer.Deferred[None] = defer.Deferred()
+        connection.closed.addBoth(lambda _: ended.callback(None))
+        return ended
 
     def feed(self, data: bytes) -> None:
         if self.error is not None:

@@ -1,17 +1,21 @@
-"""Downloads sent by a transfer thread (server/threadsend.py, server/handover.py).
+"""Transfers run by a pool thread (server/handover.py, threadsend.py, threadrecv.py).
 
 The thread owns the data connection's socket and TLS object for the length of
 the transfer, so these tests pin what must survive the hand-over: exact bytes
-across many 1 MiB rounds (REST offsets, TYPE A, PROT P and PROT C/sendfile),
-ABOR and the data channel timeout while the thread is blocked on a client
-that stopped reading, and a server shutdown in the same situation.
+across many 1 MiB rounds both ways (REST offsets, APPE, TYPE A, PROT P and
+PROT C/sendfile), ABOR and the data channel timeout while the thread is
+blocked on a client that stopped reading or sending, and a server shutdown in
+the same situation. Truncated uploads and size limits on the thread path are
+in test_tls_data_channel.py and test_data_channel.py.
 """
 
 from __future__ import annotations
 
+import ftplib
 import io
 import os
 import signal
+import socket
 import subprocess
 from collections.abc import Callable
 
@@ -23,6 +27,7 @@ from tests.integration.test_tls_data_channel import make_big_file, protected_cli
 pytestmark = pytest.mark.integration
 
 THREADED = r"RETR {} sent by a transfer thread"
+RECEIVED = r"{} {} received by a transfer thread"
 
 
 def payload() -> bytes:
@@ -121,3 +126,64 @@ def test_shutdown_does_not_wait_for_a_stalled_download(server: Running) -> None:
         pytest.fail("ftps7 did not stop while a download thread was blocked")
     data.close()
     client.close()
+
+
+@pytest.mark.parametrize("prot_p", [True, False], ids=["prot-p", "prot-c"])
+def test_large_uploads_are_exact(start_server: Callable[..., Running], prot_p: bool) -> None:
+    data = payload()
+    server = start_server(data_policy="SslAllow")
+    client = server.ftps(prot_p=prot_p)
+
+    assert client.storbinary("STOR up.bin", io.BytesIO(data)).startswith("226")
+    assert (server.root / "up.bin").read_bytes() == data
+    server.process.wait_for_log(RECEIVED.format("STOR", "/up.bin"))
+
+    assert client.storbinary("APPE up.bin", io.BytesIO(data[:12345])).startswith("226")
+    assert (server.root / "up.bin").read_bytes() == data + data[:12345]
+
+    offset = (1 << 20) + 99
+    client.sendcmd(f"REST {offset}")
+    assert client.storbinary("STOR up.bin", io.BytesIO(data[offset:])).startswith("226")
+    assert (server.root / "up.bin").read_bytes() == data
+
+    client.voidcmd("TYPE A")  # storbinary would switch to TYPE I
+    conn = client.transfercmd("STOR text.txt")
+    conn.sendall(to_crlf(data))
+    if prot_p:
+        conn.unwrap()
+    conn.close()
+    assert client.voidresp().startswith("226")
+    assert (server.root / "text.txt").read_bytes() == to_crlf(data).replace(b"\r\n", b"\n")
+    client.quit()
+
+
+def test_abor_while_the_client_stopped_sending(server: Running) -> None:
+    context = server.client_context()
+    client = protected_client(server, context)
+    data = client.open_passive(tls=context)
+    client.send("STOR stalled.bin")
+    assert client.reply().code == 150
+    data.sendall(os.urandom(100_000))
+    server.process.wait_for_log(RECEIVED.format("STOR", "/stalled.bin"))
+    assert client.cmd("ABOR").code == 426
+    assert client.reply().code == 226
+    assert client.cmd("NOOP").code == 200
+    assert not (server.root / "stalled.bin").exists()  # never replaced by a partial file
+    data.close()
+    client.close()
+
+
+def test_reset_during_a_clear_upload_keeps_the_old_file(
+    start_server: Callable[..., Running],
+) -> None:
+    server = start_server(data_policy="SslAllow")
+    client = server.ftps(prot_p=False)
+    client.voidcmd("TYPE I")
+    conn = client.transfercmd("STOR hello.txt")
+    conn.sendall(os.urandom(3 << 20))
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    conn.close()  # RST: not a clean end
+    with pytest.raises(ftplib.error_temp, match="^426"):
+        client.voidresp()
+    assert (server.root / "hello.txt").read_bytes() == b"Hello, world!\n"
+    client.quit()
