@@ -98,9 +98,11 @@ class FTPSession(
         self.peer_port = 0
         self.local_host = ""
         self.local_port = 0
-        self._queue: collections.deque[str] = collections.deque()
-        # Lines of the current read not yet dispatched (see discard_pipelined).
-        self._batch: collections.deque[Line | TooLong] = collections.deque()
+        # Lines waiting while a command runs, and lines of the current read not
+        # yet dispatched (see discard_pipelined). Empty tuples until needed: an
+        # idle session should not hold two empty deques (~1.3 KiB).
+        self._queue: collections.deque[str] | tuple[()] = ()
+        self._batch: collections.deque[Line | TooLong] | tuple[()] = ()
         self._busy = False
         self._reading_paused = False  # flow control of a long pipeline
         self._closing = False
@@ -353,19 +355,28 @@ class FTPSession(
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
             return
-        self._batch = collections.deque(self.parser.feed(data))
-        while self._batch:
-            event = self._batch.popleft()
-            if self._closing:
-                return
-            if isinstance(event, Line):
-                self._line(event.text)
-            else:
-                self._line_too_long()
+        batch = collections.deque(self.parser.feed(data))
+        self._batch = batch
+        try:
+            while batch:
+                event = batch.popleft()
+                if self._closing:
+                    return
+                if isinstance(event, Line):
+                    self._line(event.text)
+                else:
+                    self._line_too_long()
+        finally:
+            self._batch = ()
+
+    def _enqueue(self, text: str) -> None:
+        if not isinstance(self._queue, collections.deque):
+            self._queue = collections.deque()
+        self._queue.append(text)
 
     def _line_too_long(self) -> None:
         if self._busy:
-            self._queue.append("\x00TOO-LONG")
+            self._enqueue("\x00TOO-LONG")
         else:
             self.reply(R.LINE_TOO_LONG)
 
@@ -381,7 +392,7 @@ class FTPSession(
                 log.warn("session {session}: too many pipelined commands", session=self.session_id)
                 self.transport.abortConnection()  # type: ignore[union-attr]
                 return
-            self._queue.append(text)
+            self._enqueue(text)
             if len(self._queue) >= MAX_QUEUED_LINES and not self._reading_paused:
                 # Flow control, not a disconnect: TCP holds the rest of the
                 # pipeline until the queue drains (see _next).
@@ -394,12 +405,14 @@ class FTPSession(
         """Drop every line the client sent ahead (STARTTLS injection defence)."""
         # Lines of the same read as AUTH are still in _batch: they go too.
         had = bool(self._queue or self._batch)
-        self._queue.clear()
-        self._batch.clear()
+        self._queue = ()
+        if self._batch:
+            self._batch.clear()  # the deque dataReceived is iterating over
         return self.parser.clear() or had
 
     def _next(self) -> None:
         while self._queue and not self._busy and not self._closing:
+            assert isinstance(self._queue, collections.deque)
             text = self._queue.popleft()
             if text == "\x00TOO-LONG":
                 self.reply(R.LINE_TOO_LONG)
