@@ -14,11 +14,12 @@ loses nothing that was answered.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import socket
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from twisted.logger import Logger
 
@@ -27,6 +28,9 @@ from ftps7.config.model import LogFileSettings, LogPeriod, Site
 log = Logger()
 
 #: logExtFileFlags name → W3C field name (IIS FTP).
+#: Seconds a logged line may wait in the buffer before it is written out.
+FLUSH_DELAY = 1.0
+
 FIELDS = {
     "Date": "date",
     "Time": "time",
@@ -96,10 +100,10 @@ class SiteLog:
         self._file: IO[str] | None = None
         self._name: str | None = None
         self._computer = socket.gethostname()
-
-    def _now(self) -> datetime.datetime:
-        seconds = self.clock.seconds()  # type: ignore[attr-defined]
-        return datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+        # Date and time fields of the current second, formatted once per second.
+        self._second: int | None = None
+        self._stamp: tuple[datetime.datetime, str, str] | None = None
+        self._flush_call: Any = None
 
     def _file_name(self, now: datetime.datetime) -> str:
         moment = now.astimezone() if self.settings.local_time_rollover else now
@@ -137,7 +141,7 @@ class SiteLog:
         os.makedirs(self.folder, mode=0o750, exist_ok=True)
         path = os.path.join(self.folder, name)
         new = not os.path.exists(path) or os.path.getsize(path) == 0
-        handle = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - kept open
+        handle = open(path, "a", encoding="utf-8", buffering=1 << 16)  # noqa: SIM115 - kept open
         if new:
             handle.write("#Software: ftps7\n#Version: 1.0\n")
             handle.write(f"#Date: {now.strftime('%Y-%m-%d %H:%M:%S')}\n")
@@ -146,11 +150,20 @@ class SiteLog:
         self._name = name
         return handle
 
+    def _current(self) -> tuple[datetime.datetime, str, str]:
+        seconds = self.clock.seconds()  # type: ignore[attr-defined]
+        whole = int(seconds)
+        if self._stamp is None or whole != self._second:
+            now = datetime.datetime.fromtimestamp(whole, datetime.UTC)
+            self._second = whole
+            self._stamp = (now, now.strftime("%Y-%m-%d"), now.strftime("%H:%M:%S"))
+        return self._stamp
+
     def write(self, entry: Entry) -> None:
-        now = self._now()
+        now, date, time = self._current()
         values = {
-            "date": now.strftime("%Y-%m-%d"),
-            "time": now.strftime("%H:%M:%S"),
+            "date": date,
+            "time": time,
             "c-ip": entry.client_ip,
             "c-port": str(entry.client_port),
             "cs-username": _field(entry.user),
@@ -178,11 +191,31 @@ class SiteLog:
             log.error(
                 "cannot write the log of site {site}: {error}", site=self.site.name, error=error
             )
+            return
+        if self._flush_call is None:
+            # Buffered like IIS's own W3C logging: one write system call per
+            # FLUSH_DELAY at most, instead of one per command.
+            self._flush_call = self.clock.callLater(FLUSH_DELAY, self.flush)  # type: ignore[attr-defined]
+
+    def flush(self) -> None:
+        """Write out what is buffered (at most FLUSH_DELAY after a line, and at close)."""
+        call, self._flush_call = self._flush_call, None
+        if call is not None and call.active():
+            call.cancel()
+        if self._file is not None:
+            try:
+                self._file.flush()
+            except OSError as error:
+                log.error(
+                    "cannot write the log of site {site}: {error}", site=self.site.name, error=error
+                )
 
     def close(self) -> None:
+        self.flush()
         if self._file is not None:
             handle, self._file = self._file, None
-            handle.close()
+            with contextlib.suppress(OSError):
+                handle.close()
 
 
 class SiteLogs:
