@@ -238,17 +238,27 @@ class FTPSession(
                 timer.cancel()
 
     def reset_idle(self) -> None:
-        """(Re)arm the idle timeout: unauthenticated or control-channel, as IIS."""
-        self._cancel_timer("_idle")
-        if self._closing or self.transfer is not None:
+        """(Re)arm the idle timeout: unauthenticated or control-channel, as IIS.
+
+        Runs for every command: an armed timer is moved (``DelayedCall.reset``
+        to a later time only updates it) rather than cancelled and replaced.
+        """
+        seconds: float = 0
+        if not self._closing and self.transfer is None:
+            connections = self.connection_settings()
+            seconds = (
+                connections.control_channel_timeout
+                if self.state.logged_in
+                else connections.unauthenticated_timeout
+            )
+        if seconds <= 0:
+            self._cancel_timer("_idle")
             return
-        connections = self.connection_settings()
-        seconds = (
-            connections.control_channel_timeout
-            if self.state.logged_in
-            else connections.unauthenticated_timeout
-        )
-        if seconds > 0:
+        timer = self._idle
+        if timer is not None and timer.active():
+            timer.args = (seconds,)  # type: ignore[attr-defined]
+            timer.reset(seconds)
+        else:
             self._idle = self.server.clock.callLater(seconds, self._timed_out, seconds)
 
     def _timed_out(self, seconds: float) -> None:
