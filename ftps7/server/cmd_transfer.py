@@ -567,46 +567,69 @@ class TransferCommands:
 
     # ------------------------------------------------------------- listings
     def listing_lines(self: FTPSession, kind: str, path: str) -> defer.Deferred[list[str]]:
-        """Format a listing in the pool: 10,000 entries must not stall the reactor."""
+        """The lines of a LIST, NLST or MLSD of ``path``.
+
+        A directory is read and formatted in one I/O pool job (10,000 entries
+        must not stall the reactor) by the batch formatters of
+        :mod:`ftps7.core.listing`.
+        """
         shell = self.state.shell
         flags = self.site_settings().directory_browse.show_flags
         facts = set(self.state.mlst_facts)
         now = self.server.clock.seconds()
+        authorizer = self.server.authorizer
 
-        def format_listing(result: Listing) -> list[str]:
+        def mlsd(result: Listing) -> list[str]:
+            cdir = listing.mlsx_line(
+                replace(result.directory, name="."),
+                facts,
+                self.perm_for(path, True),
+                type_override="cdir",
+            )
+            names, stats = result.names, result.stats
+            # Without locations below this directory every entry on disk has
+            # the same rules: one perm fact per kind. Virtual directories (and
+            # every entry, with locations below) get their own.
+            uniform = not authorizer.has_rules_below(
+                shell.site_name, shell.namespace.to_site_path(path)
+            )
+            own = result.virtual_names if uniform else frozenset(names)
+            sample = next((name for name in names if name not in own), None)
+            file_perm = dir_perm = ""
+            if sample is not None:
+                file_perm = self.perm_for(paths.join(path, sample), False)
+                dir_perm = self.perm_for(paths.join(path, sample), True)
+            perms: dict[str, str] = {}
+            if own:
+                for name, st in zip(names, stats, strict=True):
+                    if name in own:
+                        is_dir = listing.entry_from_stat(name, st).is_dir
+                        perms[name] = self.perm_for(paths.join(path, name), is_dir)
+            lines = listing.batch_mlsd_lines(
+                names,
+                stats,
+                facts,
+                file_perm=file_perm,
+                dir_perm=dir_perm,
+                perms=perms,
+                uniques=result.uniques,
+            )
+            lines.insert(0, cdir)
+            return lines
+
+        def format_listing() -> list[str]:
+            result = shell.read_directory(path)
             if kind == "NLST":
-                return [entry.name for entry in result.entries]
+                return listing.nlst_lines(result.names)
             if kind == "MLSD":
-                lines = [
-                    listing.mlsx_line(
-                        replace(result.directory, name="."),
-                        facts,
-                        self.perm_for(path, True),
-                        type_override="cdir",
-                    )
-                ]
-                # Without locations below this directory every entry has the same
-                # rules: compute the perm fact once per kind, not per entry.
-                uniform = not self.server.authorizer.has_rules_below(
-                    shell.site_name, shell.namespace.to_site_path(path)
-                )
-                perms: dict[bool, str] = {}
-                for entry in result.entries:
-                    child = paths.join(path, entry.name)
-                    if uniform and entry.name not in result.virtual_names:
-                        if entry.is_dir not in perms:
-                            perms[entry.is_dir] = self.perm_for(child, entry.is_dir)
-                        perm = perms[entry.is_dir]
-                    else:
-                        perm = self.perm_for(child, entry.is_dir)
-                    lines.append(listing.mlsx_line(entry, facts, perm))
-                return lines
-            entries = result.entries
-            if not flags & ShowFlags.DISPLAY_VIRTUAL_DIRECTORIES:
+                return mlsd(result)
+            names, stats = result.names, result.stats
+            if result.virtual_names and not flags & ShowFlags.DISPLAY_VIRTUAL_DIRECTORIES:
                 # IIS lists only what is on disk unless asked to add virtual
                 # directories (MLSD and NLST always show them).
-                entries = tuple(e for e in entries if e.name not in result.virtual_names)
-            return listing.list_lines(entries, flags, now=now)
+                kept = [i for i, name in enumerate(names) if name not in result.virtual_names]
+                names, stats = [names[i] for i in kept], [stats[i] for i in kept]
+            return listing.batch_list_lines(names, stats, flags, now=now)
 
         def single(entry: listing.Entry) -> list[str]:
             name = paths.basename(path)
@@ -618,9 +641,7 @@ class TransferCommands:
 
         def got_entry(entry: listing.Entry) -> Any:
             if entry.is_dir:
-                return shell.list_directory(path).addCallback(
-                    lambda result: self.server.run_io(format_listing, result)
-                )
+                return self.server.run_io(format_listing)
             return single(entry)
 
         return shell.stat(path).addCallback(got_entry)
@@ -632,9 +653,13 @@ class TransferCommands:
         async def body(transfer: Transfer) -> Reply:
             lines = await self.listing_lines(kind, path)
             connection = await self._open_data(transfer)
+            # Encoded (and the lines freed) in the pool while the client does
+            # its data handshake.
+            encoded = self.server.run_io(listing.listing_payload, lines)
+            del lines
             self._opening(connection)
             await self._secure(transfer, connection)
-            payload = "".join(line + "\r\n" for line in lines).encode("utf-8", "surrogateescape")
+            payload: bytes = await encoded
             connection.transport.write(payload)  # type: ignore[union-attr]
             self.state.bytes_sent += len(payload)
             reply = await self._finish_send(transfer, connection)

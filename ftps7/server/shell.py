@@ -17,14 +17,18 @@ the original file exactly as it was.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
+import itertools
+import operator
 import os
 import secrets
 import stat as statmod
+import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet import defer
@@ -64,14 +68,23 @@ def os_error_reply(exc: OSError, missing: R = R.FILE_UNAVAILABLE) -> FTPError:
 
 @dataclass(frozen=True)
 class Listing:
-    """A directory's entries plus the directory's own entry (for MLSD ``cdir``)."""
+    """A directory's entries plus the directory's own entry (for MLSD ``cdir``).
+
+    The entries are two parallel sequences, sorted by name, for the batch
+    formatters of :mod:`ftps7.core.listing` (see there why not one object
+    per entry).
+    """
 
     path: str
     directory: listing.Entry
-    entries: tuple[listing.Entry, ...]
+    names: Sequence[str]
+    #: ``stat`` results of `names`, symlinks followed.
+    stats: Sequence[os.stat_result]
     #: Names that are there only as virtual directories (no folder on disk):
     #: LIST shows them only with ``showFlags="DisplayVirtualDirectories"``.
     virtual_names: frozenset[str] = frozenset()
+    #: MLSx ``unique`` facts of virtual directory segments with no folder.
+    uniques: Mapping[str, str] = field(default_factory=dict)
 
 
 class UploadTarget:
@@ -125,6 +138,32 @@ class UploadTarget:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.temp_path)
         return False
+
+
+_MODE = operator.attrgetter("st_mode")
+
+
+#: Whether `_encoded` may encode names all at once (it always may on Linux
+#: with a UTF-8 locale or Python's UTF-8 mode).
+_FS_UTF8 = (
+    codecs.lookup(sys.getfilesystemencoding()).name == "utf-8"
+    and sys.getfilesystemencodeerrors() == "surrogateescape"
+)
+
+
+def _encoded(names: list[str]) -> list[str] | list[bytes]:
+    """``names`` as the file system takes them, encoded in one call: ``lstat``
+    of a str encodes it first, a tenth of the call's cost."""
+    if not names or not _FS_UTF8:
+        return names
+    return "\0".join(names).encode("utf-8", "surrogateescape").split(b"\0")
+
+
+def _lstat_or_none(name: str, folder: int) -> os.stat_result | None:
+    try:
+        return os.lstat(name, dir_fd=folder)
+    except OSError:
+        return None
 
 
 def _copy_prefix(source: str, target_fd: int, length: int) -> None:
@@ -252,59 +291,140 @@ class SiteShell:
 
     def list_directory(self, user_path: str) -> defer.Deferred[Listing]:
         """The entries of a directory, virtual directories included (see `Listing`)."""
+        return self.run(self.read_directory, user_path)
 
-        def work() -> Listing:
-            self._filter(user_path)
-            self._need(user_path, Permission.READ)
-            entries: dict[str, listing.Entry] = {}
-            directory: listing.Entry | None = None
+    def read_directory(self, user_path: str) -> Listing:
+        """`list_directory`'s work, for callers already in the I/O pool."""
+        self._filter(user_path)
+        self._need(user_path, Permission.READ)
+        names: list[str] = []
+        stats: list[os.stat_result] = []
+        directory: listing.Entry | None = None
+        try:
+            real = self._resolve(user_path).real_path
+            st = os.stat(real)
+            directory = listing.entry_from_stat(".", st)
+            if not statmod.S_ISDIR(st.st_mode):
+                raise FTPError(R.NOT_A_DIRECTORY)
+            names, stats = self._read_folder(user_path, real)
+        except FTPError:
+            if not self._is_virtual_dir(user_path):
+                raise
+        except OSError as exc:
+            if not self._is_virtual_dir(user_path):
+                raise os_error_reply(exc, R.PATH_UNAVAILABLE) from None
+        if directory is None:
+            directory = listing.directory_entry(".", time.time())
+        virtual = self.namespace.virtual_children(user_path)
+        if not virtual:
+            return Listing(user_path, directory, tuple(names), tuple(stats))
+        by_name = dict(zip(names, stats, strict=True))
+        virtual_names: set[str] = set()
+        uniques: dict[str, str] = {}
+        for name in virtual:
+            if name not in by_name:
+                virtual_names.add(name)
+                child = paths.join(user_path, name)
+                try:
+                    by_name[name] = os.stat(self.namespace.physical(child).real_path)
+                except (OSError, paths.PathError):
+                    by_name[name] = listing.virtual_directory_stat(time.time())
+                    uniques[name] = listing.virtual_unique(name)
+        ordered = sorted(by_name)
+        return Listing(
+            user_path,
+            directory,
+            tuple(ordered),
+            tuple(by_name[name] for name in ordered),
+            frozenset(virtual_names),
+            uniques,
+        )
+
+    def _read_folder(self, user_path: str, real: str) -> tuple[list[str], list[os.stat_result]]:
+        """The listable entries of the folder ``real`` (the user's
+        ``user_path``): names, sorted, and their ``stat`` results.
+
+        Left out: temporary upload files, hidden segments and whatever else
+        request filtering refuses, names no client could use, entries that
+        vanished or are dangling symlinks, and symlinks leading out of the
+        jail. One ``lstat`` relative to the open folder per entry, in a list
+        comprehension (an explicit loop cost a fifth more than the calls
+        themselves); only symlinks need more (``stat``, then the jail).
+        """
+        folder = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            names = self._visible_names(user_path, os.listdir(folder))
+            names.sort()
+            lstat = os.lstat
             try:
-                resolved = self._resolve(user_path)
-                real = resolved.real_path
-                directory = listing.entry_from_stat(".", os.stat(real))
-                if not statmod.S_ISDIR(directory.mode):
-                    raise FTPError(R.NOT_A_DIRECTORY)
-                with os.scandir(real) as it:
-                    for item in it:
-                        name = item.name
-                        if name.startswith(PARTIAL_PREFIX) or self.namespace.is_hidden(name):
-                            continue
-                        if not listing.is_listable(name):
-                            continue
-                        child = paths.join(user_path, name)
-                        if request_filter_allows(child, self.request_filtering) is not None:
-                            continue
-                        try:
-                            st = item.stat(follow_symlinks=True)
-                        except OSError:
-                            continue  # dangling symlink or vanished entry
-                        if item.is_symlink():
-                            try:
-                                self.namespace.physical(child)
-                            except paths.PathError:
-                                continue  # leads outside the jail: not shown
-                        entries[name] = listing.entry_from_stat(name, st)
-            except FTPError:
-                if not self._is_virtual_dir(user_path):
-                    raise
-            except OSError as exc:
-                if not self._is_virtual_dir(user_path):
-                    raise os_error_reply(exc, R.PATH_UNAVAILABLE) from None
-            virtual_names: set[str] = set()
-            for name in self.namespace.virtual_children(user_path):
-                if name not in entries:
-                    virtual_names.add(name)
-                    child = paths.join(user_path, name)
-                    try:
-                        entries[name] = self._entry(name, self.namespace.physical(child))
-                    except (OSError, paths.PathError):
-                        entries[name] = listing.directory_entry(name, time.time())
-            if directory is None:
-                directory = listing.directory_entry(".", time.time())
-            ordered = tuple(entries[name] for name in sorted(entries))
-            return Listing(user_path, directory, ordered, frozenset(virtual_names))
+                stats = [lstat(name, dir_fd=folder) for name in _encoded(names)]
+            except OSError:  # something vanished meanwhile: one by one
+                found = [_lstat_or_none(name, folder) for name in names]
+                return self._follow_links(user_path, folder, names, found)
+            if any(map(statmod.S_ISLNK, map(_MODE, stats))):
+                return self._follow_links(user_path, folder, names, stats)
+            return names, stats
+        finally:
+            os.close(folder)
 
-        return self.run(work)
+    def _follow_links(
+        self,
+        user_path: str,
+        folder: int,
+        names: list[str],
+        stats: Sequence[os.stat_result | None],
+    ) -> tuple[list[str], list[os.stat_result]]:
+        """`_read_folder` for a folder with symlinks or vanished entries."""
+        kept_names: list[str] = []
+        kept_stats: list[os.stat_result] = []
+        for name, st in zip(names, stats, strict=True):
+            if st is None:
+                continue
+            if statmod.S_ISLNK(st.st_mode):
+                try:
+                    st = os.stat(name, dir_fd=folder)
+                    self.namespace.physical(paths.join(user_path, name))
+                except (OSError, paths.PathError):
+                    continue  # dangling, or leads outside the jail
+            kept_names.append(name)
+            kept_stats.append(st)
+        return kept_names, kept_stats
+
+    def _visible_names(self, user_path: str, names: list[str]) -> list[str]:
+        """The ``names`` found in ``user_path`` that a listing may show.
+
+        Each test that is rarely true scans all names at once in C first
+        ("/" cannot occur in a name, so it separates them).
+        """
+        joined = "/" + "/".join(names)
+        if not listing.is_listable(joined):
+            names = [name for name in names if listing.is_listable(name)]
+        if "/" + PARTIAL_PREFIX in joined:
+            names = [name for name in names if not name.startswith(PARTIAL_PREFIX)]
+        names = list(itertools.filterfalse(self.namespace.is_hidden, names))
+        filtering = self.request_filtering
+        base = paths.join(user_path)
+        prefix = "" if base == "/" else base
+        if filtering.deny_url_sequences or not (
+            filtering.file_extensions_allow_unlisted and not filtering.file_extensions
+        ):
+            return [
+                name
+                for name in names
+                if request_filter_allows(f"{prefix}/{name}", filtering) is None
+            ]
+        # Otherwise only the name's own segment and the length of "<base>/<name>"
+        # can fail request filtering: the folder itself passed it (`_filter`).
+        hidden = {segment.lower() for segment in filtering.hidden_segments}
+        if hidden:
+            names = [name for name in names if name.lower() not in hidden]
+        longest = filtering.max_url - len(prefix.encode("utf-8", "surrogateescape")) - 1
+        # A character is at most 4 bytes in UTF-8: encode only when a name may be too long.
+        if max(map(len, names), default=0) * 4 > longest:
+            names = [
+                name for name in names if len(name.encode("utf-8", "surrogateescape")) <= longest
+            ]
+        return names
 
     def free_bytes(self, user_path: str) -> defer.Deferred[int]:
         def work() -> int:
