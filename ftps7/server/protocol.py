@@ -148,6 +148,9 @@ class FTPSession(
         self.peer_host, self.peer_port = normalize(peer.host), peer.port
         self.local_host, self.local_port = normalize(host.host), host.port
         _urgent_data_inline(transport)
+        # Replies are small and answer the client's last line: Nagle would hold
+        # a 226 that follows a 150 until the client's delayed ACK (~40 ms).
+        transport.setTcpNoDelay(True)
         self.server.sessions.add(self)
         log.info(
             "session {session} connected from {peer}:{port} to {local}:{lport}",
