@@ -18,11 +18,13 @@ import signal
 import socket
 import subprocess
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from tests.integration.conftest import Running
 from tests.integration.test_tls_data_channel import make_big_file, protected_client
+from tests.integration.test_tls_policies import RawClient
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +74,8 @@ def test_large_downloads_are_exact(start_server: Callable[..., Running], prot_p:
     server.process.wait_for_log(THREADED.format("/big.bin"))
 
 
-def test_abor_while_the_client_stopped_reading(server: Running) -> None:
+def stalled_download(server: Running) -> tuple[RawClient, Any]:
+    """A PROT P RETR of a 32 MiB file whose client read once and then stopped."""
     make_big_file(server)
     context = server.client_context()
     client = protected_client(server, context)
@@ -80,6 +83,11 @@ def test_abor_while_the_client_stopped_reading(server: Running) -> None:
     client.send("RETR big.bin")
     assert client.reply().code == 150
     assert data.recv(65536)  # under way; now the client reads no more
+    return client, data
+
+
+def test_abor_while_the_client_stopped_reading(server: Running) -> None:
+    client, data = stalled_download(server)
     server.process.wait_for_log(THREADED.format("/big.bin"))
     assert client.cmd("ABOR").code == 426
     assert client.reply().code == 226
@@ -92,13 +100,7 @@ def test_data_channel_timeout_while_the_client_stopped_reading(
     start_server: Callable[..., Running],
 ) -> None:
     server = start_server(extra='<connections dataChannelTimeout="2" />')
-    make_big_file(server)
-    context = server.client_context()
-    client = protected_client(server, context)
-    data = client.open_passive(tls=context)
-    client.send("RETR big.bin")
-    assert client.reply().code == 150
-    assert data.recv(65536)
+    client, data = stalled_download(server)
     assert client.reply().code == 426  # the watchdog ended it; no reply was lost
     assert client.cmd("NOOP").code == 200
     data.close()
@@ -107,13 +109,7 @@ def test_data_channel_timeout_while_the_client_stopped_reading(
 
 
 def test_shutdown_does_not_wait_for_a_stalled_download(server: Running) -> None:
-    make_big_file(server)
-    context = server.client_context()
-    client = protected_client(server, context)
-    data = client.open_passive(tls=context)
-    client.send("RETR big.bin")
-    assert client.reply().code == 150
-    assert data.recv(65536)
+    client, data = stalled_download(server)
     server.process.wait_for_log(THREADED.format("/big.bin"))
     process = server.process.process
     assert process is not None
