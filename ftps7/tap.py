@@ -112,8 +112,13 @@ def makeService(options: Options) -> service.MultiService:
     ThreadPoolService(auth_pool).setServiceParent(top)
     # One thread per running download (server/handover.py); more downloads than
     # threads run on the reactor path.
-    transfer_pool = ThreadPool(minthreads=0, maxthreads=32, name="ftps7-transfer")
-    ThreadPoolService(transfer_pool, before_stop=cancel_threaded_transfers).setServiceParent(top)
+    transfer_pool = None
+    threads = config.ftps7.process.transfer_threads
+    if threads:
+        transfer_pool = ThreadPool(minthreads=0, maxthreads=threads, name="ftps7-transfer")
+        ThreadPoolService(transfer_pool, before_stop=cancel_threaded_transfers).setServiceParent(
+            top
+        )
     directory_pool = None
     if config.ftps7.active_directory is not None:
         directory_pool = ThreadPool(minthreads=1, maxthreads=8, name="ftps7-directory")

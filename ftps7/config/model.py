@@ -428,6 +428,9 @@ class TlsSettings:
 @dataclass(frozen=True)
 class ProcessSettings:
     workers: int = 1
+    # ftps7 extension: threads per worker that run transfers (server/handover.py);
+    # 0 = every transfer on the reactor path.
+    transfer_threads: int = 32
 
 
 @dataclass(frozen=True)

@@ -772,7 +772,10 @@ FTPS7 = Element(
         Element(
             "process",
             model=m.ProcessSettings,
-            attrs=(Attr("workers", Integer(1, 64), "workers"),),
+            attrs=(
+                Attr("workers", Integer(1, 64), "workers"),
+                Attr("transferThreads", Integer(0, 1024), "transfer_threads"),
+            ),
         ),
         Element(
             "proxyProtocol",

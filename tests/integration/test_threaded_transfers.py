@@ -14,6 +14,7 @@ from __future__ import annotations
 import ftplib
 import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -45,10 +46,19 @@ def to_crlf(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
+#: The default, and every transfer on the reactor path (transfers.py).
+PATHS = pytest.mark.parametrize(
+    "threads", ["", '<process transferThreads="0" />'], ids=["thread", "reactor"]
+)
+
+
+@PATHS
 @pytest.mark.parametrize("prot_p", [True, False], ids=["prot-p", "prot-c"])
-def test_large_downloads_are_exact(start_server: Callable[..., Running], prot_p: bool) -> None:
+def test_large_downloads_are_exact(
+    start_server: Callable[..., Running], prot_p: bool, threads: str
+) -> None:
     data = payload()
-    server = start_server(files={"big.bin": data}, data_policy="SslAllow")
+    server = start_server(files={"big.bin": data}, data_policy="SslAllow", ftps7_extra=threads)
     client = server.ftps(prot_p=prot_p)
 
     out = io.BytesIO()
@@ -71,7 +81,11 @@ def test_large_downloads_are_exact(start_server: Callable[..., Running], prot_p:
     assert client.voidresp().startswith("226")
     assert bytes(received) == to_crlf(data)
     client.quit()
-    server.process.wait_for_log(THREADED.format("/big.bin"))
+    if threads:
+        server.process.wait_for_log(r"RETR /big\.bin sent by the reactor")
+        assert "transfer thread" not in server.process.log
+    else:
+        server.process.wait_for_log(THREADED.format("/big.bin"))
 
 
 def stalled_download(server: Running) -> tuple[RawClient, Any]:
@@ -124,15 +138,21 @@ def test_shutdown_does_not_wait_for_a_stalled_download(server: Running) -> None:
     client.close()
 
 
+@PATHS
 @pytest.mark.parametrize("prot_p", [True, False], ids=["prot-p", "prot-c"])
-def test_large_uploads_are_exact(start_server: Callable[..., Running], prot_p: bool) -> None:
+def test_large_uploads_are_exact(
+    start_server: Callable[..., Running], prot_p: bool, threads: str
+) -> None:
     data = payload()
-    server = start_server(data_policy="SslAllow")
+    server = start_server(data_policy="SslAllow", ftps7_extra=threads)
     client = server.ftps(prot_p=prot_p)
 
     assert client.storbinary("STOR up.bin", io.BytesIO(data)).startswith("226")
     assert (server.root / "up.bin").read_bytes() == data
-    server.process.wait_for_log(RECEIVED.format("STOR", "/up.bin"))
+    if threads:
+        server.process.wait_for_log(r"STOR /up\.bin received by the reactor")
+    else:
+        server.process.wait_for_log(RECEIVED.format("STOR", "/up.bin"))
 
     assert client.storbinary("APPE up.bin", io.BytesIO(data[:12345])).startswith("226")
     assert (server.root / "up.bin").read_bytes() == data + data[:12345]
@@ -183,3 +203,34 @@ def test_reset_during_a_clear_upload_keeps_the_old_file(
         client.voidresp()
     assert (server.root / "hello.txt").read_bytes() == b"Hello, world!\n"
     client.quit()
+
+
+def test_transfers_beyond_the_thread_pool_run_on_the_reactor(
+    start_server: Callable[..., Running],
+) -> None:
+    server = start_server(ftps7_extra='<process transferThreads="1" />')
+    first, stalled = stalled_download(server)  # holds the only transfer thread
+    server.process.wait_for_log(THREADED.format("/big.bin"))
+    second = server.ftps()
+    out = io.BytesIO()
+    second.retrbinary("RETR hello.txt", out.write)
+    assert out.getvalue() == b"Hello, world!\n"
+    assert second.storbinary("STOR copy.txt", io.BytesIO(b"copy")).startswith("226")
+    assert (server.root / "copy.txt").read_bytes() == b"copy"
+    server.process.wait_for_log(r"RETR /hello\.txt sent by the reactor")
+    server.process.wait_for_log(r"STOR /copy\.txt received by the reactor")
+    second.quit()
+    assert first.cmd("ABOR").code == 426
+    assert first.reply().code == 226
+    stalled.close()
+    # The thread is free again once the aborted transfer has handed its
+    # connection back (moments after the 226): a later transfer gets it.
+    again = server.ftps()
+    for _ in range(100):
+        again.retrbinary("RETR hello.txt", io.BytesIO().write)
+        if re.search(THREADED.format("/hello.txt"), server.process.log):
+            break
+    else:
+        pytest.fail("the transfer thread was never free again")
+    again.quit()
+    first.close()

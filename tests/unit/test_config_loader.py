@@ -181,7 +181,7 @@ FULL_FTPS7 = """
         certificateMapping="IssuerSerial, upn, SKI" userCertificateMatch="gser" />
     <tls minimumVersion="tlsv1.3" ciphers="ECDHE+AESGCM" requireSessionReuse="true"
         handshakeTimeout="00:00:10" />
-    <process workers="4" />
+    <process workers="4" transferThreads="8" />
     <proxyProtocol enabled="true" trustedProxies="127.0.0.1, 10.0.0.0/8 , ::1" />
   </ftps7>
 """
@@ -316,6 +316,7 @@ def test_full_file_sets_every_element(tmp_path: Path) -> None:
     )
     assert ftps7.tls == m.TlsSettings("TLSv1.3", "ECDHE+AESGCM", True, 10.0)
     assert ftps7.process.workers == 4
+    assert ftps7.process.transfer_threads == 8
     assert ftps7.proxy_protocol == m.ProxyProtocolSettings(
         True, ("127.0.0.1/32", "10.0.0.0/8", "::1/128")
     )
@@ -1031,6 +1032,8 @@ def test_bad_active_directory(tmp_path: Path, attributes: str, attribute: str) -
         ('<tls ciphers="NOT-A-CIPHER" />', "ciphers"),
         ('<tls handshakeTimeout="00:00:00" />', "handshakeTimeout"),
         ('<process workers="65" />', "workers"),
+        ('<process transferThreads="-1" />', "transferThreads"),
+        ('<process transferThreads="many" />', "transferThreads"),
         ('<proxyProtocol trustedProxies="10.0.0.0/8, example.com" />', "trustedProxies"),
         ('<localAccounts source="ldap" />', "source"),
     ],
@@ -1151,3 +1154,8 @@ def test_a_refused_directory_setting_does_not_hide_the_directory(tmp_path: Path)
     )
     error = only_error(tmp_path, text)
     assert error.attribute == "timeout"
+
+
+def test_transfer_threads_default(tmp_path: Path) -> None:
+    path = write(tmp_path, document(after="<ftps7><process /></ftps7>"))
+    assert load_config(path, environ={}).ftps7.process.transfer_threads == 32
