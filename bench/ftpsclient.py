@@ -143,25 +143,45 @@ def run_transfer(
     size: int,
     server_cpu: int,
     client_cpu: int,
+    engine: str = "pyopenssl",
 ) -> dict[str, Any]:
     """One PROT P RETR (download) or STOR (upload) of ``size`` bytes.
 
     Timed from the RETR/STOR command to the final 226 reply (for an upload:
-    the server has written everything).
+    the server has written everything). Downloads read with the cheapest
+    honest reader (``PyOpenSslDownload``, every record decrypted) unless
+    ``engine`` is ``stdlib``: with ``ssl.SSLSocket`` the client CPU, not the
+    server, limited the fastest server.
     """
-    context = stdlib_context()
+    cheap = direction == "download" and engine == "pyopenssl"
+    context: Any = TLS_ENGINES["pyopenssl"]() if cheap else stdlib_context()
     control = Control(target)
     window = Window(target, server_cpu, client_cpu)
     try:
         control.logon(context)
         control.secure_data()
         port = control.passive()
-        data = control.open_data(port)
+        data = control.open_download(port) if cheap else control.open_data(port)
         buffer = bytearray(1 << 20)
         chunk = memoryview(os.urandom(1 << 20))
         moved = 0
+        reused: bool | None
+        version: str | None
+        cipher_name: str | None
         window.start([os.getpid()])
-        if direction == "download":
+        if cheap:
+            control.command(f"RETR {path}", 150, 125)
+            download: PyOpenSslDownload = control.download_tls(context, data)
+            download.handshake()
+            moved = download.receive_all(buffer, bytearray(1 << 20))
+            reused, version = download.session_reused, download.version()
+            cipher_name = download.cipher()
+            download.close()
+            data.close()
+            control.reply(226, 250)
+            measured = window.stop()
+            control.quit()
+        elif direction == "download":
             control.command(f"RETR {path}", 150, 125)
             secure = control.wrap_data(context, data)
             view = memoryview(buffer)
@@ -182,18 +202,20 @@ def run_transfer(
             if rest:
                 secure.sendall(chunk[:rest])
             moved = size
-        reused = secure.session_reused
-        cipher = secure.cipher()
-        version = secure.version()
-        if direction == "upload":
-            # close_notify: an upload ends with a TLS end, not just a FIN.
-            with contextlib.suppress(OSError, ValueError):
-                secure.unwrap()
-        secure.close()
-        data.close()
-        control.reply(226, 250)
-        measured = window.stop()
-        control.quit()
+        if not cheap:
+            reused = secure.session_reused
+            cipher = secure.cipher()
+            cipher_name = cipher[0] if cipher else None
+            version = secure.version()
+            if direction == "upload":
+                # close_notify: an upload ends with a TLS end, not just a FIN.
+                with contextlib.suppress(OSError, ValueError):
+                    secure.unwrap()
+            secure.close()
+            data.close()
+            control.reply(226, 250)
+            measured = window.stop()
+            control.quit()
     finally:
         control.close()
     if moved != size:
@@ -206,8 +228,9 @@ def run_transfer(
         "server_cpu_s_per_gib": measured["server_cpu_s"] / (moved / (1 << 30)),
         **measured,
         "tls_version": version,
-        "cipher": cipher[0] if cipher else None,
+        "cipher": cipher_name,
         "data_session_reused": reused,
+        "client_tls": engine if direction == "download" else "stdlib",
     }
 
 
@@ -951,6 +974,12 @@ def _parser() -> argparse.ArgumentParser:
     transfer.add_argument("--direction", choices=("download", "upload"), required=True)
     transfer.add_argument("--path", required=True)
     transfer.add_argument("--size", type=int, required=True)
+    transfer.add_argument(
+        "--tls",
+        choices=("pyopenssl", "stdlib"),
+        default="pyopenssl",
+        help="download reader: pyOpenSSL into preallocated buffers, or ssl.SSLSocket",
+    )
     sessions = commands.add_parser("sessions")
     sessions.add_argument("--concurrency", type=int, default=16)
     sessions.add_argument("--tls", choices=sorted(TLS_ENGINES), default="pyopenssl")
@@ -997,6 +1026,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.size,
             args.server_cpu,
             args.client_cpu,
+            args.tls,
         ),
         "sessions": lambda: run_sessions(
             target,
