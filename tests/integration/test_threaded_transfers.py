@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Running
-from tests.integration.test_tls_data_channel import make_big_file, protected_client
+from tests.integration.test_tls_data_channel import abort_socket, make_big_file, protected_client
 from tests.integration.test_tls_policies import RawClient
 
 pytestmark = pytest.mark.integration
@@ -234,3 +234,22 @@ def test_transfers_beyond_the_thread_pool_run_on_the_reactor(
         pytest.fail("the transfer thread was never free again")
     again.quit()
     first.close()
+
+
+def test_session_end_during_a_stalled_download_frees_the_thread(
+    start_server: Callable[..., Running],
+) -> None:
+    server = start_server(ftps7_extra='<process transferThreads="1" />')
+    client, data = stalled_download(server)
+    server.process.wait_for_log(THREADED.format("/big.bin"))
+    abort_socket(client.sock)  # the control connection vanishes mid-transfer
+    server.process.wait_for_log(r"session 1 from \S+ closed")
+    again = server.ftps()
+    for _ in range(100):
+        again.retrbinary("RETR hello.txt", io.BytesIO().write)
+        if re.search(THREADED.format("/hello.txt"), server.process.log):
+            break
+    else:
+        pytest.fail("the transfer thread of the vanished session was never freed")
+    again.quit()
+    data.close()
