@@ -100,6 +100,22 @@ def stalled_download(server: Running) -> tuple[RawClient, Any]:
     return client, data
 
 
+def assert_thread_is_free_again(server: Running) -> None:
+    """A new session's download gets a transfer thread (bounded retries, no sleeps).
+
+    The thread is free once the ended transfer has handed its connection back,
+    moments after the replies; until then downloads take the reactor path.
+    """
+    again = server.ftps()
+    for _ in range(100):
+        again.retrbinary("RETR hello.txt", io.BytesIO().write)
+        if re.search(THREADED.format("/hello.txt"), server.process.log):
+            break
+    else:
+        pytest.fail("the transfer thread was never free again")
+    again.quit()
+
+
 def test_abor_while_the_client_stopped_reading(server: Running) -> None:
     client, data = stalled_download(server)
     server.process.wait_for_log(THREADED.format("/big.bin"))
@@ -223,16 +239,7 @@ def test_transfers_beyond_the_thread_pool_run_on_the_reactor(
     assert first.cmd("ABOR").code == 426
     assert first.reply().code == 226
     stalled.close()
-    # The thread is free again once the aborted transfer has handed its
-    # connection back (moments after the 226): a later transfer gets it.
-    again = server.ftps()
-    for _ in range(100):
-        again.retrbinary("RETR hello.txt", io.BytesIO().write)
-        if re.search(THREADED.format("/hello.txt"), server.process.log):
-            break
-    else:
-        pytest.fail("the transfer thread was never free again")
-    again.quit()
+    assert_thread_is_free_again(server)
     first.close()
 
 
@@ -244,12 +251,5 @@ def test_session_end_during_a_stalled_download_frees_the_thread(
     server.process.wait_for_log(THREADED.format("/big.bin"))
     abort_socket(client.sock)  # the control connection vanishes mid-transfer
     server.process.wait_for_log(r"session 1 from \S+ closed")
-    again = server.ftps()
-    for _ in range(100):
-        again.retrbinary("RETR hello.txt", io.BytesIO().write)
-        if re.search(THREADED.format("/hello.txt"), server.process.log):
-            break
-    else:
-        pytest.fail("the transfer thread of the vanished session was never freed")
-    again.quit()
+    assert_thread_is_free_again(server)
     data.close()
