@@ -399,6 +399,15 @@ def _listable(
     return [names[index] for index in kept], [stats[index] for index in kept]
 
 
+def _whole_second(mtime: float) -> int | None:
+    """``mtime``'s second when that alone decides its formatted time (in the fast
+    range, and no fraction that could round up), else None: the caller then
+    formats this time on its own instead of from a per-second cache."""
+    if 0.0 <= mtime < _FAST_MAX_TS and mtime - int(mtime) < _FAST_MAX_FRACTION:
+        return int(mtime)
+    return None
+
+
 def _msdos_batch(
     names: Sequence[str],
     stats: Sequence[os.stat_result],
@@ -411,13 +420,14 @@ def _msdos_batch(
     is_dir = stat.S_ISDIR
     for name, st in zip(names, stats, strict=True):
         mtime = st.st_mtime
-        if 0.0 <= mtime < _FAST_MAX_TS and mtime - int(mtime) < _FAST_MAX_FRACTION:
-            second = int(mtime)
-            stamp = stamps.get(second)
-            if stamp is None:
-                stamp = stamps[second] = _msdos_stamp(second, long_date, tz)
-        else:
+        second = _whole_second(mtime)
+        if second is None:
             stamp = _msdos_stamp(mtime, long_date, tz)
+        else:
+            cached = stamps.get(second)
+            if cached is None:
+                cached = stamps[second] = _msdos_stamp(second, long_date, tz)
+            stamp = cached
         if is_dir(st.st_mode):
             append(f"{stamp}       <DIR>          {name}")
         else:
@@ -439,19 +449,16 @@ def _unix_batch(
     filemode = stat.filemode
     for name, st in zip(names, stats, strict=True):
         mtime = st.st_mtime
+        second = _whole_second(mtime)
         # A whole second before ``now`` is entirely in the past, so whether
         # it shows a time or a year depends on the second alone.
-        if (
-            0.0 <= mtime < _FAST_MAX_TS
-            and mtime - int(mtime) < _FAST_MAX_FRACTION
-            and int(mtime) + 1 <= now
-        ):
-            second = int(mtime)
-            date = dates.get(second)
-            if date is None:
-                date = dates[second] = _unix_date(second, current, tz)
-        else:
+        if second is None or second + 1 > now:
             date = _unix_date(mtime, current, tz)
+        else:
+            cached = dates.get(second)
+            if cached is None:
+                cached = dates[second] = _unix_date(second, current, tz)
+            date = cached
         mode = st.st_mode
         size = 0 if is_dir(mode) else st.st_size
         append(f"{filemode(mode)}{st.st_nlink:>4} owner    group    {size:>12} {date} {name}")
@@ -532,14 +539,15 @@ def _modify_facts(stats: Sequence[os.stat_result]) -> list[str]:
     cache: dict[int, str] = {}
     texts = []
     for mtime in mtimes:
-        if 0.0 <= mtime < _FAST_MAX_TS and mtime - int(mtime) < _FAST_MAX_FRACTION:
-            second = int(mtime)
-            text = cache.get(second)
-            if text is None:
-                text = cache[second] = _utc_stamp(second)
-            texts.append(text)
+        second = _whole_second(mtime)
+        if second is None:
+            text = mdtm(mtime)
         else:
-            texts.append(mdtm(mtime))
+            cached = cache.get(second)
+            if cached is None:
+                cached = cache[second] = _utc_stamp(second)
+            text = cached
+        texts.append(text)
     return texts
 
 

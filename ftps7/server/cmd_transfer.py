@@ -345,6 +345,12 @@ class TransferCommands:
         if refusal is not None:
             connection.abort()
             raise FTPError(refusal)
+        # This may have resumed inside Twisted's handshake callback, whose TLS
+        # layer still reads from the connection after it returns: a transfer
+        # thread may take the TLS object over only afterwards.
+        await task.deferLater(self.server.clock, 0, lambda: None)
+        if transfer.aborted:
+            raise error.ConnectionLost("transfer aborted")
 
     def _start(self: FTPSession, command: str, path: str, body: Callable[[Transfer], Any]) -> Any:
         """Run a transfer coroutine as the session's one transfer."""
@@ -419,13 +425,6 @@ class TransferCommands:
                 connection = await self._open_data(transfer)
                 self._opening(connection, f"{paths.basename(path)}({size} bytes)")
                 await self._secure(transfer, connection)
-                if connection.tls:
-                    # Resumed from inside Twisted's handshake callback, whose TLS
-                    # layer still reads from the connection after it returns: a
-                    # pool thread may take the TLS object over only afterwards.
-                    await task.deferLater(self.server.clock, 0, lambda: None)
-                    if transfer.aborted:
-                        return format_reply(R.TRANSFER_ABORTED)
                 sender = self.server.file_sender(
                     handle,
                     connection,
@@ -475,8 +474,6 @@ class TransferCommands:
                 else:
                     self._opening(connection, paths.basename(path))
                 await self._secure(transfer, connection)
-                if connection.tls:
-                    await task.deferLater(self.server.clock, 0, lambda: None)  # as in RETR
                 receiver = self.server.file_receiver(
                     target,
                     connection,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from OpenSSL import SSL
 from twisted.cred.checkers import ICredentialsChecker
@@ -33,12 +33,15 @@ from ftps7.server.w3clog import SiteLogs
 
 if TYPE_CHECKING:
     from ftps7.server.datachannel import DataConnection
+    from ftps7.server.handover import ThreadedTransfer
     from ftps7.server.protocol import FTPSession
     from ftps7.server.threadrecv import ThreadedReceiver
     from ftps7.server.threadsend import ThreadedSender
     from ftps7.server.transfers import FileReceiver, FileSender
 
 log = Logger()
+
+_T = TypeVar("_T", bound="ThreadedTransfer")
 
 #: Seconds a certificate looked up in the store is reused before the store is asked again.
 CERTIFICATE_RECHECK = 5.0
@@ -196,44 +199,41 @@ class ServerState:
         second (server/handover.py); when every thread of the transfer pool is busy
         the download still runs, on the reactor path.
         """
-        from ftps7.server.handover import usable
         from ftps7.server.threadsend import ThreadedSender
         from ftps7.server.transfers import FileSender
 
-        pool = self._free_thread_pool()
-        if pool is not None and usable(connection):
-            sender = ThreadedSender(
-                pool, self.reactor, source, connection, ascii=ascii, timeout=timeout
-            )
-            self._count_thread(sender)
-            return sender
-        return FileSender(self.run_io, source, connection.transport, ascii)
+        pool = self._lendable_pool(connection)
+        if pool is None:
+            return FileSender(self.run_io, source, connection.transport, ascii)
+        return self._counted(
+            ThreadedSender(pool, self.reactor, source, connection, ascii=ascii, timeout=timeout)
+        )
 
     def file_receiver(
         self, target: Any, connection: DataConnection, *, ascii: bool, timeout: float
     ) -> FileReceiver | ThreadedReceiver:
         """The receiver for an upload: a pool thread when one is free, else the reactor."""
-        from ftps7.server.handover import usable
         from ftps7.server.threadrecv import ThreadedReceiver
         from ftps7.server.transfers import FileReceiver
 
-        pool = self._free_thread_pool()
-        if pool is not None and usable(connection):
-            receiver = ThreadedReceiver(
-                pool, self.reactor, target, connection, ascii=ascii, timeout=timeout
-            )
-            self._count_thread(receiver)
-            return receiver
-        return FileReceiver(self.run_io, target, connection.transport, ascii)
+        pool = self._lendable_pool(connection)
+        if pool is None:
+            return FileReceiver(self.run_io, target, connection.transport, ascii)
+        return self._counted(
+            ThreadedReceiver(pool, self.reactor, target, connection, ascii=ascii, timeout=timeout)
+        )
 
-    def _free_thread_pool(self) -> ThreadPool | None:
-        """The transfer pool if it has a thread for one more transfer."""
+    def _lendable_pool(self, connection: DataConnection) -> ThreadPool | None:
+        """The transfer pool, if it has a free thread and ``connection`` can be lent to it."""
+        from ftps7.server.handover import usable
+
         pool = self.transfer_pool
-        if pool is not None and self.threaded_transfers < pool.max:
-            return pool
-        return None
+        if pool is None or self.threaded_transfers >= pool.max or not usable(connection):
+            return None
+        return pool
 
-    def _count_thread(self, transfer: Any) -> None:
+    def _counted(self, transfer: _T) -> _T:
+        """Count ``transfer`` against the pool until its thread hands the connection back."""
         self.threaded_transfers += 1
 
         def finished(result: Any) -> Any:
@@ -241,6 +241,7 @@ class ServerState:
             return result
 
         transfer.finished.addBoth(finished)
+        return transfer
 
     # ------------------------------------------------------------------ auth
     def _groups_for(self, name: str) -> frozenset[str]:
