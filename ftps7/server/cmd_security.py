@@ -29,8 +29,8 @@ class SecurityCommands:
             raise FTPError(R.AUTH_UNKNOWN)
         if self.state.logged_in:
             raise FTPError(R.BAD_SEQUENCE)
-        context = self.session_context()
-        if context is None:
+        session_tls = self.session_tls()
+        if session_tls is None:
             # IIS's multi-line refusal, as FileZilla shows it (seeds/ftp75-host-header-and-ssl.txt).
             self.send(
                 framed_reply(
@@ -55,7 +55,7 @@ class SecurityCommands:
         from ftps7.tls.contexts import ServerConnectionCreator
 
         self._start_handshake_timer()
-        self.transport.startTLS(ServerConnectionCreator(lambda: context))  # type: ignore[union-attr]
+        self.transport.startTLS(ServerConnectionCreator(session_tls))  # type: ignore[union-attr]
 
     def ftp_PBSZ(self: FTPSession, argument: str) -> Reply:
         if self.state.tls is not TlsState.PROTECTED:

@@ -205,9 +205,9 @@ class TransferCommands:
         if self.state.prot_private:
             from ftps7.tls.contexts import ServerConnectionCreator
 
-            context = self.session_context()
-            assert context is not None  # PROT P exists only after a handshake
-            connection.start_tls(ServerConnectionCreator(lambda: context))
+            session_tls = self.session_tls()
+            assert session_tls is not None  # PROT P exists only after a handshake
+            connection.start_tls(ServerConnectionCreator(session_tls))
         else:
             connection.mark_clear()
 

@@ -36,22 +36,22 @@ class FTPFactory(Factory):
 
 @implementer(IOpenSSLServerConnectionCreator)
 class ImplicitCreator:
-    """Implicit FTPS: the session builds its own context as soon as it exists.
+    """Implicit FTPS: the session sets up its TLS identity as soon as it exists.
 
     ``TLSMemoryBIOProtocol`` asks for the SSL connection in ``makeConnection``,
-    after the wrapped FTP session was built, so the session's own per-session
-    context (RESEARCH.md §2.5) can be used from the first byte.
+    after the wrapped FTP session was built, so the session's own
+    ``SessionTls`` (RESEARCH.md §2.5) is used from the first byte.
     """
 
     def serverConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
         session: FTPSession = tlsProtocol.wrappedProtocol
-        context = session.session_context()
-        if context is None:
+        session_tls = session.session_tls()
+        if session_tls is None:
             # No usable certificate: the handshake fails and is logged.
-            context = SSL.Context(SSL.TLS_SERVER_METHOD)
-        connection = SSL.Connection(context, None)
-        connection.set_app_data(tlsProtocol)
-        return connection
+            connection = SSL.Connection(SSL.Context(SSL.TLS_SERVER_METHOD), None)
+            connection.set_app_data(tlsProtocol)
+            return connection
+        return session_tls.new_connection(tlsProtocol)
 
 
 def _interfaces(ip: str) -> list[str]:

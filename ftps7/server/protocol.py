@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from ftps7.config.model import Site
     from ftps7.core.vhosts import EndpointSites
     from ftps7.server.state import ServerState
+    from ftps7.tls.contexts import SessionTls
 
 log = Logger()
 _session_ids = itertools.count(1)
@@ -108,7 +109,7 @@ class FTPSession(
         self._closing = False
         self._idle: IDelayedCall | None = None
         self._handshake_timer: IDelayedCall | None = None
-        self._ssl_context: SSL.Context | None = None
+        self._session_tls: SessionTls | None = None
         self.negotiating_certificate: Any = None  # chosen during the control handshake
         self.control_certificate: Any = None  # what the control channel presented
         self.sni_host: str | None = None
@@ -293,11 +294,11 @@ class FTPSession(
         self.transport.loseConnection()  # type: ignore[union-attr]
 
     # ------------------------------------------------------------- TLS hooks
-    def session_context(self) -> SSL.Context | None:
-        """This session's own SSL context (built once; RESEARCH.md §2.5)."""
-        if self._ssl_context is None:
-            self._ssl_context = self.server.session_context(self)
-        return self._ssl_context
+    def session_tls(self) -> SessionTls | None:
+        """This session's TLS identity (built once; RESEARCH.md §2.5, tls/contexts.py)."""
+        if self._session_tls is None:
+            self._session_tls = self.server.session_tls(self)
+        return self._session_tls
 
     def tls_handle(self) -> SSL.Connection | None:
         transport = self.transport

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ftps7.server.threadrecv import ThreadedReceiver
     from ftps7.server.threadsend import ThreadedSender
     from ftps7.server.transfers import FileReceiver, FileSender
+    from ftps7.tls.contexts import SessionTls
 
 log = Logger()
 
@@ -385,38 +386,38 @@ class ServerState:
     def tls_possible(self, session: FTPSession) -> bool:
         return self.initial_certificate(session) is not None
 
-    def session_context(self, session: FTPSession) -> SSL.Context | None:
-        """The FTP session's own SSL context (RESEARCH.md §2.4, §2.5).
+    def session_tls(self, session: FTPSession) -> SessionTls | None:
+        """The FTP session's TLS identity (RESEARCH.md §2.4, §2.5; tls/contexts.py).
 
-        All TLS connections of the session (control and data) are created from
-        it, so they share its session cache and nothing else can resume. Its
-        servername callback runs on every handshake: on the control connection
-        the SNI name may select the virtual host and so the certificate; on
-        data connections it always switches to the certificate the control
-        connection negotiated, so a client that demands the same certificate on
-        both channels (FileZilla) is satisfied whatever SNI it sends there.
+        All TLS connections of the session (control and data) are made by it,
+        so they resume only each other's TLS sessions. Its SNI choice runs on
+        every handshake: on the control connection the SNI name may select
+        the virtual host and so the certificate; on data connections it
+        always switches to the certificate the control connection
+        negotiated, so a client that demands the same certificate on both
+        channels (FileZilla) is satisfied whatever SNI it sends there.
         """
-        from ftps7.tls.contexts import set_sni_callback
+        from ftps7.tls.contexts import SessionTls
 
         initial = self.initial_certificate(session)
         if initial is None:
             return None
         contexts: dict[str, SSL.Context] = {}
 
-        def context_for(certificate: Any) -> SSL.Context:
+        def context_for(certificate: Any, *, new_session: bool = False) -> SSL.Context:
             context = contexts.get(certificate.thumbprint)
             if context is None:
                 settings = session.site_settings()
                 policy = settings.client_certificates.client_certificate_policy
                 request = policy is not ClientCertificatePolicy.CERT_IGNORE
-                context = self.tls.session_context(
+                context = self.tls.shared_context(
                     certificate,
                     ssl128=settings.ssl.ssl128,
                     request_client_cert=request,
                     # Advertise the trusted roots so a client with several
                     # certificates offers the one this server accepts.
                     client_ca_names=self._client_ca_names() if request else (),
-                    session_id=b"ftps7-%d" % session.session_id,
+                    new_session=new_session,
                 )
                 contexts[certificate.thumbprint] = context
             return context
@@ -430,9 +431,9 @@ class ServerState:
             return context_for(certificate)
 
         session.negotiating_certificate = initial
-        context = context_for(initial)
-        set_sni_callback(context, choose)
-        return context
+        return SessionTls(
+            context_for(initial, new_session=True), b"ftps7-%d" % session.session_id, choose
+        )
 
     def _client_ca_names(self) -> list[Any]:
         """The CA names advertised to clients, re-read like certificates (CERTIFICATE_RECHECK)."""

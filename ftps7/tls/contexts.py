@@ -1,22 +1,33 @@
-"""One ``SSL.Context`` per FTP session, SNI switching, and the Twisted creator.
+"""Server contexts shared by a few FTP sessions, each session's own TLS identity, SNI.
 
-Why a context per FTP session (RESEARCH §2.5): OpenSSL's server session cache
-lives in the ``SSL_CTX``. If every data connection of a session is created
-from that session's own context, a data connection can resume only *that*
-session — another client's session (or ticket) offered on our PASV port is
-simply not found, which ``session_reused`` then reports. A shared context
-would happily resume client A's session on client B's data port.
+Why sessions cannot resume each other (RESEARCH §2.5): OpenSSL resumes a
+session only on a connection whose *session ID context* equals the one the
+session was created with. Every FTP session gets its own session ID context
+(``SessionTls``), set on each of its connections, control and data, so a data
+connection can resume only that FTP session's TLS sessions: another client's
+session (or ticket) offered on our PASV port is found in the cache but
+refused, which ``session_reused`` then reports.
+
+The contexts themselves are shared: up to ``GENERATION_SIZE`` FTP sessions
+use one context (per certificate and settings), then a new one is built.
+Until session 3 every FTP session had a context of its own; that cost
+~0.25 ms of CPU per logon (``SSL_CTX_new`` and its set-up) and ~15 KiB per
+idle session (docs/performance.md). A generation, not one context for
+ever, because OpenSSL's cache cannot be told to forget an ended session
+(``SSL_CTX_remove_session`` is not bound by pyOpenSSL): a generation's
+cache, with every TLS session its FTP sessions made, is freed with the
+context once the last of them has ended.
 
 Measured with pyOpenSSL 26.4 / OpenSSL 4.0 (in-memory handshakes):
 
 * TLS 1.3 resumption works with ``OP_NO_TICKET``: OpenSSL then issues
   *stateful* tickets (a session ID looked up in the server cache), so tickets
-  stay off and both TLS 1.2 and 1.3 resume only from the per-session cache;
-  a session offered to another session's context does not resume.
+  stay off and both TLS 1.2 and 1.3 resume only from the cache, and only
+  with the same session ID context (tests/unit/test_tls_contexts.py).
 * Building one context costs ~0.14 ms with the pre-converted pyOpenSSL
   certificate and key of ``StoredCertificate`` (ECDSA P-256 or RSA-2048, two
   chain certificates), against ~0.24 ms when pyOpenSSL has to convert the
-  ``cryptography`` objects itself at every session.
+  ``cryptography`` objects itself.
 
 Client certificates are *requested* but never judged here: the verify
 callback accepts everything and records ``(depth, errno)`` so that
@@ -34,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from OpenSSL import SSL
+from OpenSSL._util import lib as _lib
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from zope.interface import implementer
 
@@ -45,17 +57,23 @@ if TYPE_CHECKING:
     from twisted.protocols.tls import TLSMemoryBIOProtocol
 
 __all__ = [
+    "GENERATION_SIZE",
     "SESSION_TIMEOUT",
     "ServerConnectionCreator",
+    "SessionTls",
     "TlsContextFactory",
     "cipher_string",
     "minimum_protocol_version",
-    "set_sni_callback",
 ]
 
 # A session must outlive its FTP session's control connection; the cache dies
 # with the context anyway. Seven days is also TLS 1.3's ticket lifetime cap.
 SESSION_TIMEOUT = 7 * 24 * 3600
+
+# FTP sessions per shared context before the next one is built: the context's
+# cost (~0.25 ms, ~15 KiB) spread thin, while an ended session's cached TLS
+# sessions wait at most for 63 others to end before they are freed.
+GENERATION_SIZE = 64
 
 _VERSIONS = {
     "tlsv1": SSL.TLS1_VERSION,
@@ -161,7 +179,6 @@ def _set_client_ca_list(
     certificates = [a for a in authorities if isinstance(a, x509.Certificate)]
     if names:
         from OpenSSL._util import ffi as _ffi
-        from OpenSSL._util import lib as _lib
 
         decoded_names = []
         try:
@@ -202,21 +219,46 @@ def _session_id_context(session_id: bytes) -> bytes:
     return hashlib.sha256(session_id).digest()
 
 
+def _set_session_id_context(ctx: SSL.Context, session_id_context: bytes) -> None:
+    """Set the context's session ID context, which ``SSL_new`` copies into each connection.
+
+    pyOpenSSL 26 refuses ``set_session_id`` once a context has made a
+    connection, so the binding is called directly. Safe: connections are
+    only made on the reactor thread, and a connection keeps its own copy.
+    """
+    if not _lib.SSL_CTX_set_session_id_context(
+        ctx._context, session_id_context, len(session_id_context)
+    ):
+        raise SSL.Error("SSL_CTX_set_session_id_context failed")
+
+
+_ContextKey = tuple[str, bool, bool, tuple[bytes, ...]]
+
+
 class TlsContextFactory:
-    """Builds the per-FTP-session ``SSL.Context`` from ``<ftps7><tls>`` settings.
+    """Builds and shares server ``SSL.Context`` objects from ``<ftps7><tls>`` settings.
 
     The constructor checks the settings once (a bad version or a cipher
     string that selects nothing fails at start-up, not at the first AUTH).
     """
 
-    def __init__(self, tls: TlsSettings, *, session_timeout: int = SESSION_TIMEOUT) -> None:
+    def __init__(
+        self,
+        tls: TlsSettings,
+        *,
+        session_timeout: int = SESSION_TIMEOUT,
+        generation_size: int = GENERATION_SIZE,
+    ) -> None:
         self.tls = tls
         self.session_timeout = session_timeout
+        self.generation_size = generation_size
         self._minimum = minimum_protocol_version(tls.minimum_version)
         self._ciphers = {
             False: cipher_string(tls, ssl128=False),
             True: cipher_string(tls, ssl128=True),
         }
+        # The context each kind of session currently gets, and how many got it.
+        self._current: dict[_ContextKey, tuple[SSL.Context, list[int]]] = {}
         for strength, ciphers in self._ciphers.items():
             try:
                 SSL.Context(SSL.TLS_SERVER_METHOD).set_cipher_list(ciphers)
@@ -226,24 +268,47 @@ class TlsContextFactory:
                     + (" of 128 bits or more (ssl128)" if strength else "")
                 ) from error
 
-    def session_context(
+    def shared_context(
         self,
         certificate: StoredCertificate,
         *,
         ssl128: bool,
         request_client_cert: bool,
         client_ca_names: Sequence[x509.Name | x509.Certificate] = (),
-        session_id: bytes,
+        new_session: bool = True,
     ) -> SSL.Context:
-        """A fresh server context for one FTP session (control and all its data connections).
+        """The context of the current generation for this certificate and these settings.
 
-        ``session_id`` becomes the session ID context (any bytes naming the
-        FTP session or its site; longer than 32 bytes is hashed): a session
-        resumes only on a context with the same one, and the per-context
-        cache already isolates FTP sessions. ``client_ca_names``
-        are advertised when a client certificate is requested (CA names or
-        CA certificates; usually the ROOT store's subjects).
+        ``new_session`` counts one more FTP session against the generation;
+        an SNI switch to another certificate of an already counted session
+        passes False. ``client_ca_names`` are advertised when a client
+        certificate is requested (CA names or CA certificates; usually the
+        ROOT store's subjects): a changed list starts a new context.
         """
+        names = tuple(_name_bytes(a) for a in client_ca_names) if request_client_cert else ()
+        key = (certificate.thumbprint, ssl128, request_client_cert, names)
+        current = self._current.get(key)
+        if current is None or (new_session and current[1][0] >= self.generation_size):
+            ctx = self.new_context(
+                certificate,
+                ssl128=ssl128,
+                request_client_cert=request_client_cert,
+                client_ca_names=client_ca_names,
+            )
+            current = self._current[key] = (ctx, [0])
+        if new_session:
+            current[1][0] += 1
+        return current[0]
+
+    def new_context(
+        self,
+        certificate: StoredCertificate,
+        *,
+        ssl128: bool,
+        request_client_cert: bool,
+        client_ca_names: Sequence[x509.Name | x509.Certificate] = (),
+    ) -> SSL.Context:
+        """A fresh server context; ``shared_context`` is what sessions use."""
         ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
         ctx.set_min_proto_version(self._minimum)
         ctx.set_cipher_list(self._ciphers[ssl128])
@@ -253,7 +318,9 @@ class TlsContextFactory:
         # most of the memory of an idle logged-on TLS session (docs/performance.md).
         ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)
         ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
-        ctx.set_session_id(_session_id_context(session_id))
+        # Each connection gets its FTP session's own (SessionTls); this one is
+        # only a placeholder that no session uses.
+        ctx.set_session_id(b"ftps7-unassigned")
         ctx.set_timeout(self.session_timeout)
         # ECDHE groups: OpenSSL >= 1.1 negotiates them automatically ("ECDH auto").
         _use_identity(ctx, certificate)
@@ -265,54 +332,93 @@ class TlsContextFactory:
                 _set_client_ca_list(ctx, client_ca_names)
         else:
             _verify_settings[ctx] = (SSL.VERIFY_NONE, None)
+        ctx.set_tlsext_servername_callback(_on_server_name)
         return ctx
 
 
-def set_sni_callback(
-    ctx: SSL.Context, choose: Callable[[bytes | None], SSL.Context | None]
-) -> None:
-    """Let the client's SNI name pick another context (another site's certificate).
+def _name_bytes(authority: x509.Name | x509.Certificate) -> bytes:
+    name = authority.subject if isinstance(authority, x509.Certificate) else authority
+    return name.public_bytes()
 
-    ``choose(server_name)`` returns the context to switch to, or None to keep
-    ``ctx``. It must return the same context object for the same name within
-    one FTP session: data connections are created from ``ctx`` again and
-    resume through ``ctx``'s cache (the initial context's), while the
-    certificate comes from the switched one.
 
-    OpenSSL keeps the verify mode of the initial context across the switch,
-    so the chosen context's client-certificate request is applied to the
-    connection here.
+class SessionTls:
+    """One FTP session's TLS identity: its context and its own session ID context.
+
+    Every TLS connection of the session, control and data, is made by
+    ``new_connection``, so all of them carry the session's ID context and
+    resume only each other's sessions, and all of them look sessions up in
+    ``context``'s cache (OpenSSL keeps the cache of the context a connection
+    was *made* from, even after an SNI switch).
+
+    ``choose(server_name)``, if given, runs during each handshake (SNI) and
+    returns the context whose certificate to present, or None to keep
+    ``context``. It must give the same certificate for the same name within
+    one FTP session. OpenSSL keeps the verify mode of the initial context
+    across the switch, so the chosen context's client-certificate request is
+    applied to the connection here.
     """
 
-    def on_server_name(conn: SSL.Connection) -> None:
-        chosen = choose(conn.get_servername())
-        if chosen is None or chosen is conn.get_context():
-            return
-        conn.set_context(chosen)
+    __slots__ = ("__weakref__", "choose", "context", "session_id_context")
+
+    def __init__(
+        self,
+        context: SSL.Context,
+        session_id: bytes,
+        choose: Callable[[bytes | None], SSL.Context | None] | None = None,
+    ) -> None:
+        self.context = context
+        self.session_id_context = _session_id_context(session_id)
+        self.choose = choose
+
+    def new_connection(self, app_data: object = None) -> SSL.Connection:
+        _set_session_id_context(self.context, self.session_id_context)
+        connection = SSL.Connection(self.context, None)
+        connection.set_app_data(app_data)
+        _session_of[connection] = self
+        return connection
+
+    def switch(self, connection: SSL.Connection, chosen: SSL.Context) -> None:
+        """Present ``chosen``'s certificate on ``connection``, keeping this session's identity.
+
+        ``SSL_set_SSL_CTX`` copies the new context's session ID context into
+        the connection when the connection's equals the old context's
+        current one, which another session may have set meanwhile; giving
+        ``chosen`` ours first makes the result ours either way.
+        """
+        _set_session_id_context(chosen, self.session_id_context)
+        connection.set_context(chosen)
         settings = _verify_settings.get(chosen)
         if settings is not None:
-            conn.set_verify(*settings)
+            connection.set_verify(*settings)
         else:
-            conn.set_verify(chosen.get_verify_mode())
+            connection.set_verify(chosen.get_verify_mode())
 
-    ctx.set_tlsext_servername_callback(on_server_name)
+
+_session_of: weakref.WeakKeyDictionary[SSL.Connection, SessionTls] = weakref.WeakKeyDictionary()
+
+
+def _on_server_name(connection: SSL.Connection) -> None:
+    """The SNI callback of every shared context: the connection's session decides."""
+    session = _session_of.get(connection)
+    if session is None or session.choose is None:
+        return
+    chosen = session.choose(connection.get_servername())
+    if chosen is None or chosen is connection.get_context():
+        return
+    session.switch(connection, chosen)
 
 
 @implementer(IOpenSSLServerConnectionCreator)
 class ServerConnectionCreator:
     """Twisted's hook to make the server ``SSL.Connection`` of one TLS connection.
 
-    ``context_provider`` returns the FTP session's own context (made lazily
-    at the first TLS connection, e.g. on an implicit-TLS listener), so this
-    one object serves ``startTLS`` on the control channel and every data
-    connection of the session.
+    One object serves ``startTLS`` on the control channel and every data
+    connection of the session: each connection is made by the session's
+    ``SessionTls``.
     """
 
-    def __init__(self, context_provider: Callable[[], SSL.Context]) -> None:
-        self._context_provider = context_provider
+    def __init__(self, session_tls: SessionTls) -> None:
+        self._session_tls = session_tls
 
     def serverConnectionForTLS(self, tlsProtocol: TLSMemoryBIOProtocol) -> SSL.Connection:
-        connection = SSL.Connection(self._context_provider(), None)
-        connection.set_app_data(tlsProtocol)
-        return connection
-
+        return self._session_tls.new_connection(tlsProtocol)

@@ -17,7 +17,7 @@ from twisted.internet.testing import StringTransport
 from twisted.protocols import tls
 
 from ftps7.server.handover import _take_twisted_buffer
-from ftps7.tls.contexts import ServerConnectionCreator
+from ftps7.tls.contexts import ServerConnectionCreator, SessionTls
 
 
 class _FakeSocketTransport(abstract.FileDescriptor):
@@ -45,7 +45,7 @@ def test_twisted_tcp_buffer_attributes_are_taken_in_order() -> None:
 
 
 def test_twisted_tls_layer_still_has_the_buffers_handover_checks() -> None:
-    creator = ServerConnectionCreator(lambda: SSL.Context(SSL.TLS_SERVER_METHOD))
+    creator = ServerConnectionCreator(SessionTls(SSL.Context(SSL.TLS_SERVER_METHOD), b"s"))
     factory = tls.TLSMemoryBIOFactory(creator, False, Factory.forProtocol(Protocol))
     protocol = factory.buildProtocol(None)
     assert isinstance(protocol, tls.TLSMemoryBIOProtocol)

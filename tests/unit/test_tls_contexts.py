@@ -1,4 +1,5 @@
-"""Per-session SSL contexts, in memory: resumption, isolation, versions, client certs, SNI."""
+"""Shared SSL contexts and per-session TLS identities, in memory: resumption, isolation,
+versions, client certs, SNI."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from zope.interface.verify import verifyObject
 
 from ftps7.config.model import TlsSettings
 from ftps7.tls.contexts import (
+    GENERATION_SIZE,
     SESSION_TIMEOUT,
     ServerConnectionCreator,
+    SessionTls,
     TlsContextFactory,
     cipher_string,
-    set_sni_callback,
 )
 from ftps7.tls.session import (
     cipher_bits,
@@ -33,6 +35,7 @@ from tests.pki import (
     client_context,
     close_quietly,
     connect,
+    handshake,
     make_ca,
     make_leaf,
     make_pki,
@@ -67,18 +70,36 @@ def new_context(
     factory: TlsContextFactory,
     certificate: StoredCertificate,
     *,
-    session_id: bytes = b"ftps7-1",
     request_client_cert: bool = False,
     ssl128: bool = False,
     client_ca_names: tuple[x509.Name | x509.Certificate, ...] = (),
 ) -> SSL.Context:
-    return factory.session_context(
+    return factory.new_context(
         certificate,
         ssl128=ssl128,
         request_client_cert=request_client_cert,
         client_ca_names=client_ca_names,
-        session_id=session_id,
     )
+
+
+def connect_as(
+    session_tls: SessionTls,
+    client_ctx: SSL.Context,
+    *,
+    session: SSL.Session | None = None,
+    server_name: bytes | None = None,
+) -> tuple[SSL.Connection, SSL.Connection]:
+    """Like ``connect``, with the server side made by an FTP session's ``SessionTls``."""
+    server = session_tls.new_connection()
+    server.set_accept_state()
+    client = SSL.Connection(client_ctx, None)
+    client.set_connect_state()
+    if server_name is not None:
+        client.set_tlsext_host_name(server_name)
+    if session is not None:
+        client.set_session(session)
+    handshake(client, server)
+    return client, server
 
 
 def test_client_verifies_the_served_chain(
@@ -111,36 +132,92 @@ def test_context_settings(factory: TlsContextFactory, server_cert: StoredCertifi
     assert ctx.get_verify_mode() == SSL.VERIFY_NONE
 
 
+def shared(
+    factory: TlsContextFactory, certificate: StoredCertificate, *, new_session: bool = True
+) -> SSL.Context:
+    return factory.shared_context(
+        certificate, ssl128=False, request_client_cert=False, new_session=new_session
+    )
+
+
 @pytest.mark.parametrize("version", [TLS12, TLS13], ids=["TLSv1.2", "TLSv1.3"])
 def test_data_connection_resumes_the_control_session(
     factory: TlsContextFactory, server_cert: StoredCertificate, version: int
 ) -> None:
-    ctx = new_context(factory, server_cert)
+    tls = SessionTls(shared(factory, server_cert), b"ftps7-1")
     client_ctx = client_context(max_version=version)
-    control_client, control_server = connect(ctx, client_ctx)
+    control_client, control_server = connect_as(tls, client_ctx)
     session = control_client.get_session()
 
     for _ in range(3):  # several data connections from the same control session
-        data_client, data_server = connect(ctx, client_ctx, session=session)
+        data_client, data_server = connect_as(tls, client_ctx, session=session)
         assert session_reused(data_server)
         assert protocol_version(data_server) == protocol_version(control_server)
         close_quietly(data_client, data_server)
 
 
 @pytest.mark.parametrize("version", [TLS12, TLS13], ids=["TLSv1.2", "TLSv1.3"])
-def test_another_sessions_context_does_not_resume(
+def test_another_session_on_the_same_context_does_not_resume(
     factory: TlsContextFactory, server_cert: StoredCertificate, version: int
 ) -> None:
-    # Client A's session offered on client B's data port (RESEARCH §2.5, E4),
-    # even with the same session ID context: B's cache does not know it.
-    ctx_a = new_context(factory, server_cert, session_id=b"same")
-    ctx_b = new_context(factory, server_cert, session_id=b"same")
+    # Client A's session offered on client B's data port (RESEARCH §2.5, E4):
+    # the shared cache finds it, but B's connections carry B's session ID context.
+    a = SessionTls(shared(factory, server_cert), b"ftps7-1")
+    b = SessionTls(shared(factory, server_cert), b"ftps7-2")
+    assert a.context is b.context
     client_ctx = client_context(max_version=version)
-    a_client, _ = connect(ctx_a, client_ctx)
+    # (The server ends stay referenced: OpenSSL evicts the TLS 1.2 session of
+    # a connection freed without close_notify.)
+    a_client, a_server = connect_as(a, client_ctx)
+    b_client, b_server = connect_as(b, client_ctx)
 
-    _, stolen = connect(ctx_b, client_ctx, session=a_client.get_session())
-
+    stolen_client, stolen = connect_as(b, client_ctx, session=a_client.get_session())
     assert not session_reused(stolen)
+    close_quietly(stolen_client, stolen)
+
+    # Each still resumes its own, whatever was made in between.
+    for tls, client in ((a, a_client), (b, b_client), (a, a_client)):
+        data_client, data = connect_as(tls, client_ctx, session=client.get_session())
+        assert session_reused(data)
+        close_quietly(data_client, data)
+    close_quietly(a_client, a_server)
+    close_quietly(b_client, b_server)
+
+
+def test_a_fresh_context_does_not_resume_either(
+    factory: TlsContextFactory, server_cert: StoredCertificate
+) -> None:
+    # A new generation does not know the sessions of the previous one.
+    old = SessionTls(new_context(factory, server_cert), b"s")
+    new = SessionTls(new_context(factory, server_cert), b"s")
+    client_ctx = client_context()
+    client, _ = connect_as(old, client_ctx)
+    _, data = connect_as(new, client_ctx, session=client.get_session())
+    assert not session_reused(data)
+
+
+def test_contexts_are_shared_by_a_generation_of_sessions(
+    pki: Pki, server_cert: StoredCertificate
+) -> None:
+    factory = TlsContextFactory(TlsSettings(), generation_size=3)
+    first = [shared(factory, server_cert) for _ in range(3)]
+    assert first[0] is first[1] is first[2]
+    # An SNI switch of a counted session does not count again.
+    assert shared(factory, server_cert, new_session=False) is first[0]
+    second = shared(factory, server_cert)
+    assert second is not first[0]
+    assert shared(factory, server_cert) is second
+    # Other settings, another context.
+    strong = factory.shared_context(server_cert, ssl128=True, request_client_cert=False)
+    asking = factory.shared_context(server_cert, ssl128=False, request_client_cert=True)
+    named = factory.shared_context(
+        server_cert,
+        ssl128=False,
+        request_client_cert=True,
+        client_ca_names=(pki.root.cert.subject,),
+    )
+    assert len({id(c) for c in (second, strong, asking, named)}) == 4
+    assert GENERATION_SIZE > 1
 
 
 def test_tls11_refused_with_the_default_minimum(
@@ -189,12 +266,12 @@ def test_client_renegotiation_is_refused(
 def test_client_certificate_is_requested_accepted_and_recorded(
     pki: Pki, factory: TlsContextFactory, server_cert: StoredCertificate, version: int
 ) -> None:
-    ctx = new_context(factory, server_cert, request_client_cert=True)
+    tls = SessionTls(new_context(factory, server_cert, request_client_cert=True), b"s")
     client_ctx = client_context(
         max_version=version, identity=pki.client, chain=[pki.intermediate.cert]
     )
 
-    client, server = connect(ctx, client_ctx)
+    client, server = connect_as(tls, client_ctx)
 
     assert peer_certificate(server) == pki.client.cert
     assert pki.intermediate.cert in peer_chain(server)
@@ -203,7 +280,7 @@ def test_client_certificate_is_requested_accepted_and_recorded(
     assert results and any(errno != 0 for _, errno in results)
     assert {depth for depth, _ in results} >= {0}
 
-    data_client, data_server = connect(ctx, client_ctx, session=client.get_session())
+    data_client, data_server = connect_as(tls, client_ctx, session=client.get_session())
     assert session_reused(data_server)
     assert peer_certificate(data_server) == pki.client.cert
     assert verify_results(data_server) == ()
@@ -283,11 +360,14 @@ def test_certificate_without_key_is_refused(pki: Pki, factory: TlsContextFactory
 def test_long_session_ids_are_accepted(
     factory: TlsContextFactory, server_cert: StoredCertificate
 ) -> None:
-    ctx = new_context(factory, server_cert, session_id=b"ftps7:" + b"x" * 100)
+    tls = SessionTls(shared(factory, server_cert), b"ftps7:" + b"x" * 100)
+    other = SessionTls(tls.context, b"ftps7:" + b"x" * 99 + b"y")
     client_ctx = client_context(max_version=TLS12)
-    client, _ = connect(ctx, client_ctx)
-    _, data = connect(ctx, client_ctx, session=client.get_session())
+    client, _ = connect_as(tls, client_ctx)
+    _, data = connect_as(tls, client_ctx, session=client.get_session())
     assert session_reused(data)
+    _, stolen = connect_as(other, client_ctx, session=client.get_session())
+    assert not session_reused(stolen)
 
 
 def test_rsa_certificate(factory: TlsContextFactory, pki: Pki) -> None:
@@ -318,30 +398,62 @@ def test_sni_switches_the_certificate_and_data_still_resumes(
     other_site: StoredCertificate,
     version: int,
 ) -> None:
-    initial = new_context(factory, server_cert)
-    switched = new_context(factory, other_site)
+    initial = shared(factory, server_cert)
+    switched = shared(factory, other_site)
     asked: list[bytes | None] = []
 
     def choose(name: bytes | None) -> SSL.Context | None:
         asked.append(name)
         return switched if name == b"other.example.com" else None
 
-    set_sni_callback(initial, choose)
     client_ctx = client_context(max_version=version)
-
-    plain_client, _ = connect(initial, client_ctx, server_name=b"ftp.example.com")
+    plain = SessionTls(initial, b"ftps7-1", choose)
+    plain_client, _ = connect_as(plain, client_ctx, server_name=b"ftp.example.com")
     assert peer_certificate(plain_client) == pki.server.cert
 
-    client, server = connect(initial, client_ctx, server_name=b"other.example.com")
+    tls = SessionTls(initial, b"ftps7-2", choose)
+    client, server = connect_as(tls, client_ctx, server_name=b"other.example.com")
     assert peer_certificate(client) == other_site.leaf
     assert server.get_context() is switched
 
     # The data connection is made from the *initial* context again (RESEARCH §2.4, E8).
-    _, data = connect(
-        initial, client_ctx, session=client.get_session(), server_name=b"other.example.com"
+    _, data = connect_as(
+        tls, client_ctx, session=client.get_session(), server_name=b"other.example.com"
     )
     assert session_reused(data)
     assert asked == [b"ftp.example.com", b"other.example.com", b"other.example.com"]
+
+
+@pytest.mark.parametrize("version", [TLS12, TLS13], ids=["TLSv1.2", "TLSv1.3"])
+def test_an_sni_switch_keeps_the_sessions_own_identity(
+    factory: TlsContextFactory,
+    server_cert: StoredCertificate,
+    other_site: StoredCertificate,
+    version: int,
+) -> None:
+    # OpenSSL copies the switched-to context's session ID context into the
+    # connection; that context last served session B. A's control session
+    # must still be A's alone.
+    initial = shared(factory, server_cert)
+    switched = shared(factory, other_site)
+
+    def choose(name: bytes | None) -> SSL.Context | None:
+        return switched
+
+    a = SessionTls(initial, b"ftps7-a", choose)
+    b = SessionTls(initial, b"ftps7-b", choose)
+    client_ctx = client_context(max_version=version)
+    b_client, b_server = connect_as(b, client_ctx, server_name=b"other.example.com")
+    a_client, a_server = connect_as(a, client_ctx, server_name=b"other.example.com")
+
+    _, stolen = connect_as(b, client_ctx, session=a_client.get_session())
+    assert not session_reused(stolen)
+    _, stolen_back = connect_as(a, client_ctx, session=b_client.get_session())
+    assert not session_reused(stolen_back)
+    _, data = connect_as(a, client_ctx, session=a_client.get_session())
+    assert session_reused(data)
+    close_quietly(a_client, a_server)
+    close_quietly(b_client, b_server)
 
 
 def test_sni_carries_the_client_certificate_request(
@@ -352,11 +464,11 @@ def test_sni_carries_the_client_certificate_request(
 ) -> None:
     initial = new_context(factory, server_cert)  # does not ask
     asking = new_context(factory, other_site, request_client_cert=True)
-    set_sni_callback(initial, lambda name: asking if name == b"other.example.com" else None)
+    tls = SessionTls(initial, b"s", lambda name: asking if name == b"other.example.com" else None)
     client_ctx = client_context(identity=pki.client)
 
-    _, plain = connect(initial, client_ctx)
-    _, server = connect(initial, client_ctx, server_name=b"other.example.com")
+    _, plain = connect_as(tls, client_ctx)
+    _, server = connect_as(tls, client_ctx, server_name=b"other.example.com")
 
     assert peer_certificate(plain) is None
     assert peer_certificate(server) == pki.client.cert
@@ -369,14 +481,22 @@ def test_sni_callback_failure_aborts_the_handshake(
     import sys
 
     monkeypatch.setattr(sys, "excepthook", lambda *args: None)  # pyOpenSSL reports it there
-    ctx = new_context(factory, server_cert)
 
     def choose(name: bytes | None) -> SSL.Context | None:
         raise RuntimeError("boom")
 
-    set_sni_callback(ctx, choose)
+    tls = SessionTls(new_context(factory, server_cert), b"s", choose)
     with pytest.raises(SSL.Error):
-        connect(ctx, client_context(), server_name=b"x.example")
+        connect_as(tls, client_context(), server_name=b"x.example")
+
+
+def test_connections_made_elsewhere_ignore_sni(
+    factory: TlsContextFactory, server_cert: StoredCertificate
+) -> None:
+    # A connection not made by a SessionTls (none in the server) keeps its context.
+    ctx = new_context(factory, server_cert)
+    _, server = connect(ctx, client_context(), server_name=b"x.example")
+    assert server.get_context() is ctx
 
 
 # -------------------------------------------------------------------- Twisted
@@ -392,7 +512,7 @@ def test_server_connection_creator_with_twisted(
     from twisted.test.iosim import connectedServerAndClient
 
     ctx = new_context(factory, server_cert)
-    creator = ServerConnectionCreator(lambda: ctx)
+    creator = ServerConnectionCreator(SessionTls(ctx, b"s"))
     assert verifyObject(IOpenSSLServerConnectionCreator, creator)
 
     received: list[bytes] = []

@@ -32,8 +32,8 @@ def ctx(pki: Pki) -> SSL.Context:
     certificate = StoredCertificate.build(
         name="ftp", path="/ftp.pem", leaf=pki.server.cert, private_key=pki.server.key
     )
-    return TlsContextFactory(TlsSettings()).session_context(
-        certificate, ssl128=False, request_client_cert=False, session_id=b"s"
+    return TlsContextFactory(TlsSettings()).new_context(
+        certificate, ssl128=False, request_client_cert=False
     )
 
 
