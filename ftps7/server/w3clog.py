@@ -83,6 +83,8 @@ def _field(text: str) -> str:
     """W3C fields are space-separated: spaces become '+', empty becomes '-'."""
     if not text:
         return "-"
+    if text.isprintable() and " " not in text:
+        return text
     cleaned = "".join(ch if ch.isprintable() else "?" for ch in text)
     return cleaned.replace(" ", "+")
 
@@ -100,9 +102,11 @@ class SiteLog:
         self._file: IO[str] | None = None
         self._name: str | None = None
         self._computer = socket.gethostname()
-        # Date and time fields of the current second, formatted once per second.
+        # Date and time fields and the file name of the current second,
+        # formatted once per second.
         self._second: int | None = None
         self._stamp: tuple[datetime.datetime, str, str] | None = None
+        self._period_name = ""
         self._flush_call: Any = None
 
     def _file_name(self, now: datetime.datetime) -> str:
@@ -130,7 +134,7 @@ class SiteLog:
             index += 1
 
     def _open(self, now: datetime.datetime) -> IO[str]:
-        name = self._file_name(now)
+        name = self._period_name
         if self._file is not None and name == self._name:
             if self.settings.period is not LogPeriod.MAX_SIZE:
                 return self._file
@@ -147,7 +151,9 @@ class SiteLog:
             handle.write(f"#Date: {now.strftime('%Y-%m-%d %H:%M:%S')}\n")
             handle.write("#Fields: " + " ".join(self.fields) + "\n")
         self._file = handle
-        self._name = name
+        # (For maxSize logs: the file rolled over to stays the name until the
+        # next second looks again.)
+        self._name = self._period_name = name
         return handle
 
     def _current(self) -> tuple[datetime.datetime, str, str]:
@@ -157,6 +163,7 @@ class SiteLog:
             now = datetime.datetime.fromtimestamp(whole, datetime.UTC)
             self._second = whole
             self._stamp = (now, now.strftime("%Y-%m-%d"), now.strftime("%H:%M:%S"))
+            self._period_name = self._file_name(now)
         return self._stamp
 
     def write(self, entry: Entry) -> None:

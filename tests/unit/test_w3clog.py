@@ -69,3 +69,28 @@ def test_the_time_field_follows_the_clock_and_close_flushes(tmp_path: Path) -> N
     assert body(files[0]) == ["1970-01-01 23:59:59 USER /a+b 226"]
     assert body(files[1]) == ["1970-01-02 00:00:00 PASS /a+b 226"]
     assert not clock.getDelayedCalls()
+
+
+def test_max_size_logs_roll_over_within_one_second(tmp_path: Path) -> None:
+    # The file name is worked out once per second; a roll-over inside that
+    # second must stick, not go back to the full file.
+    clock = Clock()
+    clock.advance(20 * 365 * DAY)
+    settings = LogFileSettings(
+        directory=str(tmp_path),
+        period=LogPeriod.MAX_SIZE,
+        truncate_size=300,
+        log_ext_file_flags=("Method", "UriStem"),
+    )
+    site = Site("S", 7, True, (), (), SiteFtpServer(log_file=settings))
+    site_log = SiteLog(site, settings, clock)
+    for index in range(40):
+        site_log.write(entry("RETR", f"/file{index:02d}"))
+    site_log.close()
+
+    files = sorted((tmp_path / "FTPSVC7").glob("u_extend*.log"), key=lambda p: int(p.stem[8:]))
+    assert len(files) >= 3
+    lines = [line for path in files for line in body(path)]
+    assert lines == [f"RETR /file{index:02d}" for index in range(40)]
+    for path in files:
+        assert path.stat().st_size < 300 + 100
