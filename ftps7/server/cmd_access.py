@@ -192,11 +192,12 @@ class AccessCommands:
         self.state.cwd = shell.home
         self.server.record_logon_success(self.peer_host)
         log.info(
-            "session {session}: {user} logged on to site {site} from {peer}",
+            "session {session}: {user} logged on to site {site} from {peer} ({tls})",
             session=self.session_id,
             user=shell.identity.name,
             site=self.state.site.name if self.state.site else "",
             peer=self.peer_host,
+            tls=self.tls_summary(),
         )
         lines = self.message_lines(self.site_settings().messages.greeting_message)
         return framed_reply(R.LOGGED_IN if code == 230 else R.LOGGED_IN_CERT, before=lines)

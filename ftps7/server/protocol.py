@@ -308,6 +308,13 @@ class FTPSession(
             return handle
         return None
 
+    def tls_summary(self) -> str:
+        """``TLSv1.3 TLS_AES_256_GCM_SHA384`` for the control connection, or ``no TLS``."""
+        connection = self.tls_handle()
+        if connection is None or self.state.tls is not TlsState.PROTECTED:
+            return "no TLS"
+        return f"{tls_session.protocol_version(connection)} {connection.get_cipher_name()}"
+
     def on_server_name(self, server_name: bytes | None) -> None:
         """SNI on the control connection selects the virtual host (RFC 7151 §4).
 
@@ -334,7 +341,9 @@ class FTPSession(
         self.control_certificate = self.negotiating_certificate
         if connection is not None:
             bits = tls_session.cipher_bits(connection)
-            log.info(
+            # Debug only: the logon line names protocol and cipher (a log
+            # event costs ~4 % of a logon's CPU; docs/performance.md).
+            log.debug(
                 "session {session}: TLS {version} {cipher} ({bits} bits) with {peer}",
                 session=self.session_id,
                 version=tls_session.protocol_version(connection),

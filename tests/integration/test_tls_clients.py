@@ -311,3 +311,19 @@ def test_ssl128_site_serves_128_bit_ciphers(start_server: Callable[..., Running]
     assert [a.code for a in answers] == [150, 226] and payload == b"Hello, world!\n"
     client.close()
     server.process.wait_for_log(r"TLS TLSv1\.2 \S*AES128\S* \(128 bits\)")
+
+
+def test_the_logon_log_line_names_the_tls_protocol_and_cipher(
+    start_server: Callable[..., Running],
+) -> None:
+    server = start_server(control_policy="SslAllow", data_policy="SslAllow")
+    protected = server.ftps()
+    server.process.wait_for_log(
+        r"session \d+: alice logged on to site Test Site from 127\.0\.0\.1 "
+        r"\(TLSv1\.3 TLS_\w+\)"
+    )
+    protected.quit()
+    plain = server.plain()
+    plain.login("bob", USERS["bob"][0])
+    server.process.wait_for_log(r"bob logged on to site Test Site from 127\.0\.0\.1 \(no TLS\)")
+    plain.quit()
