@@ -11,7 +11,7 @@ and report a transfer done whatever way the connection closed. Here:
   and never to a port below 1024 (RFC 2577 bounce attacks), from the control
   connection's local address;
 - TLS on a data connection is always the server side of the handshake, whatever
-  the TCP direction, with the session's own SSL context (RESEARCH.md §2.2, §2.5);
+  the TCP direction, made by the session's own ``SessionTls`` (RESEARCH.md §2.2, §2.5);
 - the connection records *how* it closed so uploads can tell a clean end
   (FIN, or TLS close_notify) from a truncation.
 """
