@@ -348,7 +348,19 @@ def connect(
     server_name: bytes | None = None,
 ) -> tuple[SSL.Connection, SSL.Connection]:
     """(client, server) connections, handshaken; ``session`` is offered for resumption."""
-    server = SSL.Connection(server_ctx, None)
+    return connect_server(
+        SSL.Connection(server_ctx, None), client_ctx, session=session, server_name=server_name
+    )
+
+
+def connect_server(
+    server: SSL.Connection,
+    client_ctx: SSL.Context,
+    *,
+    session: SSL.Session | None = None,
+    server_name: bytes | None = None,
+) -> tuple[SSL.Connection, SSL.Connection]:
+    """``connect`` with a server connection the caller made."""
     server.set_accept_state()
     client = SSL.Connection(client_ctx, None)
     client.set_connect_state()

@@ -478,7 +478,9 @@ class FTPSession(
                 self._failed(Failure(), verb)
             self._log_command(verb, argument, started, sent, received)
             if not out_of_band:
-                self._done(None)
+                # (The idle timer was just moved, at the start of this command.)
+                self._busy = False
+                self._next()
             return
         result.addCallbacks(self._succeeded, self._failed, errbackArgs=(verb,))
         result.addBoth(lambda _: self._log_command(verb, argument, started, sent, received))

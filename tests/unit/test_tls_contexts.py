@@ -35,7 +35,7 @@ from tests.pki import (
     client_context,
     close_quietly,
     connect,
-    handshake,
+    connect_server,
     make_ca,
     make_leaf,
     make_pki,
@@ -90,16 +90,9 @@ def connect_as(
     server_name: bytes | None = None,
 ) -> tuple[SSL.Connection, SSL.Connection]:
     """Like ``connect``, with the server side made by an FTP session's ``SessionTls``."""
-    server = session_tls.new_connection()
-    server.set_accept_state()
-    client = SSL.Connection(client_ctx, None)
-    client.set_connect_state()
-    if server_name is not None:
-        client.set_tlsext_host_name(server_name)
-    if session is not None:
-        client.set_session(session)
-    handshake(client, server)
-    return client, server
+    return connect_server(
+        session_tls.new_connection(), client_ctx, session=session, server_name=server_name
+    )
 
 
 def test_client_verifies_the_served_chain(
