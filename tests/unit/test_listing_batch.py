@@ -272,3 +272,25 @@ def test_listing_payload() -> None:
     expected = "".join(line + "\r\n" for line in lines).encode("utf-8", "surrogateescape")
     assert listing_payload(lines) == expected
     assert listing_payload([]) == b""
+
+
+@pytest.mark.parametrize("devices", [1, 2], ids=["one-device", "two-devices"])
+def test_batch_mlsd_unique_on_one_and_on_several_devices(devices: int) -> None:
+    # One device has its own fast path (the device part formatted once).
+    names = [f"n{index}" for index in range(6)]
+    stats = [
+        fake_stat(mtime=ts(2021, 1, 1), is_dir=index % 2 == 0, ino=1000 + index)
+        for index in range(6)
+    ]
+    if devices == 2:
+        fields = list(stats[3])
+        fields[2] = 0xABC
+        stats[3] = os.stat_result(fields, {"st_mtime": stats[3].st_mtime})
+    facts = set(SUPPORTED_FACTS)
+    expected = [
+        mlsx_line(entry_from_stat(name, st), facts, "el" if stat.S_ISDIR(st.st_mode) else "r")
+        for name, st in zip(names, stats, strict=True)
+    ]
+    got = batch_mlsd_lines(names, stats, facts, file_perm="r", dir_perm="el")
+    assert got == expected
+    assert ("unique=abc-3eb" in got[3]) is (devices == 2)
