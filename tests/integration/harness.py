@@ -8,6 +8,7 @@ ftps7 --config ...`` and waits (with a timeout, never a sleep) for the
 
 from __future__ import annotations
 
+import collections
 import os
 import random
 import re
@@ -31,6 +32,11 @@ _PORT_BAND = 2500
 _PORT_BASE = 21000
 
 
+#: Ports handed out lately: a test that asks for two ports before its server
+#: binds either must not get the same one twice (it did, once in a while).
+_recent_ports: collections.deque[int] = collections.deque(maxlen=_PORT_BAND // 4)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
@@ -38,11 +44,14 @@ def free_port(host: str = "127.0.0.1") -> int:
     low = _PORT_BASE + (index % 4) * _PORT_BAND
     for _ in range(500):
         port = random.randrange(low, low + _PORT_BAND)  # noqa: S311 - not a secret
+        if port in _recent_ports:
+            continue
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             try:
                 probe.bind((host, port))
             except OSError:
                 continue
+            _recent_ports.append(port)
             return port
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
