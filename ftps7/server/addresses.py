@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from ftps7.core.replies import FTPError, R
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize(host: str) -> str:
     """The canonical text of an address; IPv4-mapped IPv6 becomes plain IPv4.
 
     A dual-stack listener reports IPv4 clients as ``::ffff:a.b.c.d``; comparisons
-    between control and data peers must not be fooled by that.
+    between control and data peers must not be fooled by that. Cached: every
+    connection asks for both its ends, and ``ipaddress`` parsing costs ~5 µs.
     """
     host = host.split("%", 1)[0]
     try:
