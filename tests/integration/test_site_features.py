@@ -124,12 +124,18 @@ def test_max_connections(start_server: Callable[..., Running], reset_on_max: boo
     )
     first = RawControl(server.host, server.port)
     first.login()
-    second = socket.create_connection((server.host, server.port), timeout=20)
     # The refusal is all the greeting there is; with resetOnMaxConnections, not a word.
-    assert closing_words(second) == (
-        b"" if reset_on_max else b"421-The site is full.\r\n421 Try again later.\r\n"
-    )
-    second.close()
+    try:
+        second = socket.create_connection((server.host, server.port), timeout=20)
+    except ConnectionResetError:
+        # The server's reset can arrive before connect() returns (a busy
+        # client CPU): that is the refusal too.
+        assert reset_on_max
+    else:
+        assert closing_words(second) == (
+            b"" if reset_on_max else b"421-The site is full.\r\n421 Try again later.\r\n"
+        )
+        second.close()
     assert first.code("NOOP") == 200  # the session inside is untouched
     assert first.code("QUIT") == 221
     first.close()
