@@ -11,6 +11,7 @@ from ftps7.config.model import (
     Permission,
     RequestFiltering,
 )
+from ftps7.core import authz as authz_module
 from ftps7.core.authz import (
     Authorizer,
     FilterReason,
@@ -171,6 +172,19 @@ def test_can_log_on_anonymous_and_roles() -> None:
     assert authz.can_log_on(SITE, "IUSR", frozenset(), True)
     assert authz.can_log_on(SITE, "carol", frozenset({"Staff"}), False)
     assert not authz.can_log_on(SITE, "carol", frozenset(), False)
+
+
+def test_can_log_on_answers_are_kept_per_user_groups_and_kind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(authz_module, "LOGON_CACHE_SIZE", 2)  # and forgotten when full
+    authz = Authorizer([(at("/"), section(allow("?", perms=R), allow(roles="staff", perms=R)))])
+    for _ in range(3):
+        assert authz.can_log_on(SITE, "carol", frozenset({"Staff"}), False)
+        assert not authz.can_log_on(SITE, "carol", frozenset(), False)
+        assert authz.can_log_on(SITE, "IUSR", frozenset(), True)
+        assert not authz.can_log_on(SITE, "IUSR", frozenset(), False)
+        assert not authz.can_log_on("Other Site", "carol", frozenset(), True)
 
 
 @pytest.mark.parametrize(

@@ -87,3 +87,23 @@ def test_a_user_without_a_rule_is_refused_either_way(tmp_path: Path) -> None:
     realm, _ = realm_for(tmp_path, "None")
     failure = outcome(realm.requestAvatar(Identity(name="mallory"), None, IFTPSiteShell))
     assert failure.check(LogonRefusedError)
+
+
+def test_sessions_with_the_same_plan_share_one_namespace(tmp_path: Path) -> None:
+    realm, _ = realm_for(tmp_path, "None")
+    shells = [
+        outcome(realm.requestAvatar(Identity(name="alice"), None, IFTPSiteShell))[1]
+        for _ in range(2)
+    ]
+    assert shells[0] is not shells[1]
+    assert shells[0].namespace is shells[1].namespace
+
+
+def test_isolated_users_get_their_own_namespace(tmp_path: Path) -> None:
+    realm, _ = realm_for(tmp_path, "IsolateAllDirectories")
+    alice = [
+        outcome(realm.requestAvatar(Identity(name="alice"), None, IFTPSiteShell))[1]
+        for _ in range(2)
+    ]
+    assert alice[0].namespace is alice[1].namespace
+    assert alice[0].namespace.physical("/").real_path.endswith("/LocalUser/alice")
