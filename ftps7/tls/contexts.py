@@ -257,8 +257,9 @@ class TlsContextFactory:
             False: cipher_string(tls, ssl128=False),
             True: cipher_string(tls, ssl128=True),
         }
-        # The context each kind of session currently gets, and how many got it.
-        self._current: dict[_ContextKey, tuple[SSL.Context, list[int]]] = {}
+        # The context each kind of session currently gets, how many got it, and
+        # the stored certificate it was built from.
+        self._current: dict[_ContextKey, tuple[SSL.Context, list[int], StoredCertificate]] = {}
         for strength, ciphers in self._ciphers.items():
             try:
                 SSL.Context(SSL.TLS_SERVER_METHOD).set_cipher_list(ciphers)
@@ -283,19 +284,25 @@ class TlsContextFactory:
         an SNI switch to another certificate of an already counted session
         passes False. ``client_ca_names`` are advertised when a client
         certificate is requested (CA names or CA certificates; usually the
-        ROOT store's subjects): a changed list starts a new context.
+        ROOT store's subjects): a changed list starts a new context, and so
+        does a certificate the store has re-read (same thumbprint, say a new
+        chain).
         """
         names = tuple(_name_bytes(a) for a in client_ca_names) if request_client_cert else ()
         key = (certificate.thumbprint, ssl128, request_client_cert, names)
         current = self._current.get(key)
-        if current is None or (new_session and current[1][0] >= self.generation_size):
+        if (
+            current is None
+            or current[2] is not certificate
+            or (new_session and current[1][0] >= self.generation_size)
+        ):
             ctx = self.new_context(
                 certificate,
                 ssl128=ssl128,
                 request_client_cert=request_client_cert,
                 client_ca_names=client_ca_names,
             )
-            current = self._current[key] = (ctx, [0])
+            current = self._current[key] = (ctx, [0], certificate)
         if new_session:
             current[1][0] += 1
         return current[0]

@@ -213,6 +213,22 @@ def test_contexts_are_shared_by_a_generation_of_sessions(
     assert GENERATION_SIZE > 1
 
 
+def test_a_reread_certificate_gets_a_new_context(
+    pki: Pki, factory: TlsContextFactory, server_cert: StoredCertificate
+) -> None:
+    # Same thumbprint, new chain (the store re-read the files): new sessions
+    # must present the new chain at once, not after a generation.
+    first = shared(factory, server_cert)
+    reread = StoredCertificate.build(
+        name="ftp", path="/nonexistent/ftp.pem", leaf=pki.server.cert, private_key=pki.server.key
+    )
+    assert reread.thumbprint == server_cert.thumbprint
+    again = shared(factory, reread)
+    assert again is not first
+    client, _ = connect_as(SessionTls(again, b"s"), client_context())
+    assert peer_chain(client) == [pki.server.cert]
+
+
 def test_tls11_refused_with_the_default_minimum(
     factory: TlsContextFactory, server_cert: StoredCertificate
 ) -> None:
