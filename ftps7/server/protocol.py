@@ -107,6 +107,7 @@ class FTPSession(
         self._batch: collections.deque[Line | TooLong] | tuple[()] = ()
         self._busy = False
         self._reading_paused = False  # flow control of a long pipeline
+        self._draining = False  # _next's loop is running (see there)
         self._closing = False
         self._idle: IDelayedCall | None = None
         self._handshake_timer: IDelayedCall | None = None
@@ -435,13 +436,26 @@ class FTPSession(
         return self.parser.clear() or had
 
     def _next(self) -> None:
-        while self._queue and not self._busy and not self._closing:
-            assert isinstance(self._queue, collections.deque)
-            text = self._queue.popleft()
-            if text == "\x00TOO-LONG":
-                self.reply(R.LINE_TOO_LONG)
-            else:
-                self._run(text)
+        """Run queued lines until one is still busy when it returns.
+
+        A command that finishes at once calls this again from inside
+        ``_run``; the loop already running picks the next line up instead,
+        so thousands of pipelined NOOPs behind a PASS cannot recurse past
+        Python's limit (they did: the session hung with a RecursionError).
+        """
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self._queue and not self._busy and not self._closing:
+                assert isinstance(self._queue, collections.deque)
+                text = self._queue.popleft()
+                if text == "\x00TOO-LONG":
+                    self.reply(R.LINE_TOO_LONG)
+                else:
+                    self._run(text)
+        finally:
+            self._draining = False
         if self._reading_paused and len(self._queue) < MAX_QUEUED_LINES // 2:
             self._reading_paused = False
             if not self._closing:

@@ -361,6 +361,20 @@ def test_many_pipelined_commands_are_answered_in_order(plain: Running) -> None:
     client.close()
 
 
+def test_thousands_of_instant_commands_behind_a_slow_one(plain: Running) -> None:
+    # PASS runs in the pool, so everything behind it queues; each NOOP then
+    # finishes at once. Run one by one from the queue they used to recurse
+    # until Python's limit, and the session hung.
+    client = RawControl(plain.host, plain.port)
+    password = USERS["alice"][0].encode()
+    client.send(b"USER alice\r\nPASS " + password + b"\r\n" + b"NOOP\r\n" * 3000 + b"PWD\r\n")
+    assert client.reply()[0] == 331
+    assert client.reply()[0] == 230
+    assert all(client.reply()[0] == 200 for _ in range(3000))
+    assert client.reply() == (257, '257 "/" is current directory.')
+    client.close()
+
+
 def test_a_long_pipeline_over_implicit_tls(start_server: Callable[..., Running]) -> None:
     # Pausing the reads goes through the TLS layer to the socket underneath.
     server = start_server(implicit=True)
