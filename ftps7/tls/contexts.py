@@ -260,6 +260,9 @@ class TlsContextFactory:
         # The context each kind of session currently gets, how many got it, and
         # the stored certificate it was built from.
         self._current: dict[_ContextKey, tuple[SSL.Context, list[int], StoredCertificate]] = {}
+        # The key of the last CA name list seen: the server hands the same list
+        # object to every logon for seconds, so it is encoded once, not per logon.
+        self._names_seen: tuple[object, tuple[bytes, ...]] = ((), ())
         for strength, ciphers in self._ciphers.items():
             try:
                 SSL.Context(SSL.TLS_SERVER_METHOD).set_cipher_list(ciphers)
@@ -288,7 +291,7 @@ class TlsContextFactory:
         does a certificate the store has re-read (same thumbprint, say a new
         chain).
         """
-        names = tuple(_name_bytes(a) for a in client_ca_names) if request_client_cert else ()
+        names = self._names_key(client_ca_names) if request_client_cert else ()
         key = (certificate.thumbprint, ssl128, request_client_cert, names)
         current = self._current.get(key)
         if (
@@ -306,6 +309,15 @@ class TlsContextFactory:
         if new_session:
             current[1][0] += 1
         return current[0]
+
+    def _names_key(
+        self, client_ca_names: Sequence[x509.Name | x509.Certificate]
+    ) -> tuple[bytes, ...]:
+        seen, key = self._names_seen
+        if client_ca_names is not seen:
+            key = tuple(_name_bytes(a) for a in client_ca_names)
+            self._names_seen = (client_ca_names, key)
+        return key
 
     def new_context(
         self,

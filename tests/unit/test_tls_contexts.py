@@ -213,6 +213,23 @@ def test_contexts_are_shared_by_a_generation_of_sessions(
     assert GENERATION_SIZE > 1
 
 
+def test_the_advertised_ca_names_are_part_of_the_key(
+    pki: Pki, factory: TlsContextFactory, server_cert: StoredCertificate
+) -> None:
+    def asking(names: list[x509.Name]) -> SSL.Context:
+        return factory.shared_context(
+            server_cert, ssl128=False, request_client_cert=True, client_ca_names=names
+        )
+
+    roots = [pki.root.cert.subject]
+    first = asking(roots)
+    assert asking(roots) is first  # the same list again
+    assert asking(list(roots)) is first  # an equal list
+    other = asking([pki.root.cert.subject, pki.intermediate.cert.subject])
+    assert other is not first
+    assert asking(roots) is first
+
+
 def test_a_reread_certificate_gets_a_new_context(
     pki: Pki, factory: TlsContextFactory, server_cert: StoredCertificate
 ) -> None:
