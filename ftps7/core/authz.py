@@ -27,6 +27,7 @@ See docs/authorization.md for worked examples.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Sequence
 
 from ftps7.config.model import (
@@ -55,7 +56,7 @@ def _path_key(path: str) -> tuple[str, ...]:
     return tuple(part.lower() for part in paths.segments(paths.normalize(path)))
 
 
-#: (site, user, groups) combinations whose can_log_on answer is kept.
+#: (site, user, groups, anonymous) combinations whose can_log_on answer is kept.
 LOGON_CACHE_SIZE = 4096
 
 
@@ -74,9 +75,9 @@ class Authorizer:
             key: _Key = (site, _path_key(location.path))
             self._sections.setdefault(key, []).append(section)
             self._site_paths.setdefault(site, []).append(paths.normalize(location.path))
-        # can_log_on answers, per (site, user, groups, anonymous): the rules never
-        # change, and every logon asks (~2 % of a logon's reactor time).
-        self._logons: dict[tuple[str, str, frozenset[str], bool], bool] = {}
+        # The rules never change and every logon asks (~2 % of a logon's
+        # reactor time): answers are kept.
+        self._can_log_on = functools.lru_cache(maxsize=LOGON_CACHE_SIZE)(self._decide_logon)
 
     def effective_rules(self, site: str, site_path: str) -> tuple[AuthorizationRule, ...]:
         """The rules that apply at ``site_path`` of ``site``, in evaluation order."""
@@ -135,21 +136,16 @@ class Authorizer:
         grants this user Read or Write. A user allowed only in ``/upload``
         may log on (and then sees "550 Access is denied." everywhere else).
         """
-        group_set = frozenset(groups)
-        key = (site, user, group_set, anonymous)
-        answer = self._logons.get(key)
-        if answer is None:
-            candidates = {"/"}
-            for owner in (None, site.lower()):
-                candidates.update(self._site_paths.get(owner, ()))
-            answer = any(
-                self.permissions(site, path, user, group_set, anonymous) is not Permission.NONE
-                for path in sorted(candidates)
-            )
-            if len(self._logons) >= LOGON_CACHE_SIZE:
-                self._logons.clear()  # (also called from the pool: a race only recomputes)
-            self._logons[key] = answer
-        return answer
+        return self._can_log_on(site, user, frozenset(groups), anonymous)
+
+    def _decide_logon(self, site: str, user: str, groups: frozenset[str], anonymous: bool) -> bool:
+        candidates = {"/"}
+        for owner in (None, site.lower()):
+            candidates.update(self._site_paths.get(owner, ()))
+        return any(
+            self.permissions(site, path, user, groups, anonymous) is not Permission.NONE
+            for path in sorted(candidates)
+        )
 
 
 def _matches(rule: AuthorizationRule, name: str, roles: frozenset[str], anonymous: bool) -> bool:

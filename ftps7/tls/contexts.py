@@ -10,7 +10,7 @@ refused, which ``session_reused`` then reports.
 
 The contexts themselves are shared: up to ``GENERATION_SIZE`` FTP sessions
 use one context (per certificate and settings), then a new one is built.
-Until session 3 every FTP session had a context of its own; that cost
+ftps7 used to give every FTP session a context of its own; that cost
 ~0.25 ms of CPU per logon (``SSL_CTX_new`` and its set-up) and ~15 KiB per
 idle session (docs/performance.md). A generation, not one context for
 ever, because OpenSSL's cache cannot be told to forget an ended session
@@ -41,6 +41,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
@@ -235,6 +236,15 @@ def _set_session_id_context(ctx: SSL.Context, session_id_context: bytes) -> None
 _ContextKey = tuple[str, bool, bool, tuple[bytes, ...]]
 
 
+@dataclass
+class _Generation:
+    """The context one kind of session currently gets, and for whom."""
+
+    context: SSL.Context
+    certificate: StoredCertificate  # the stored object it was built from
+    sessions: int = 0
+
+
 class TlsContextFactory:
     """Builds and shares server ``SSL.Context`` objects from ``<ftps7><tls>`` settings.
 
@@ -257,9 +267,7 @@ class TlsContextFactory:
             False: cipher_string(tls, ssl128=False),
             True: cipher_string(tls, ssl128=True),
         }
-        # The context each kind of session currently gets, how many got it, and
-        # the stored certificate it was built from.
-        self._current: dict[_ContextKey, tuple[SSL.Context, list[int], StoredCertificate]] = {}
+        self._current: dict[_ContextKey, _Generation] = {}
         # The key of the last CA name list seen: the server hands the same list
         # object to every logon for seconds, so it is encoded once, not per logon.
         self._names_seen: tuple[object, tuple[bytes, ...]] = ((), ())
@@ -296,8 +304,8 @@ class TlsContextFactory:
         current = self._current.get(key)
         if (
             current is None
-            or current[2] is not certificate
-            or (new_session and current[1][0] >= self.generation_size)
+            or current.certificate is not certificate
+            or (new_session and current.sessions >= self.generation_size)
         ):
             ctx = self.new_context(
                 certificate,
@@ -305,10 +313,10 @@ class TlsContextFactory:
                 request_client_cert=request_client_cert,
                 client_ca_names=client_ca_names,
             )
-            current = self._current[key] = (ctx, [0], certificate)
+            current = self._current[key] = _Generation(ctx, certificate)
         if new_session:
-            current[1][0] += 1
-        return current[0]
+            current.sessions += 1
+        return current.context
 
     def _names_key(
         self, client_ca_names: Sequence[x509.Name | x509.Certificate]
