@@ -24,6 +24,7 @@ import os
 import resource
 import ssl
 import statistics
+import subprocess
 import sys
 import time
 import traceback
@@ -31,6 +32,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import procstat
@@ -699,6 +701,83 @@ def _session_worker(target: Target, engine: str, stop_at: float, pipe: Connectio
     pipe.close()
 
 
+#: The session client in C (`sessload.c`, GnuTLS), built by run.py next to the
+#: bench venv's Python: ``--tls c``.
+SESSLOAD = Path(sys.executable).with_name("sessload")
+
+
+def _sessload(target: Target, stop_at: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [str(SESSLOAD), target.host, str(target.port), target.user, stop_at],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "BENCH_FTP_PASSWORD": target.password},
+    )
+
+
+def _sessload_report(stderr: bytes) -> tuple[str | None, dict[str, int]]:
+    """The group (named as OpenSSL does) and the error counts a `sessload` printed."""
+    group, errors = None, {}
+    for line in stderr.decode("utf-8", "replace").splitlines():
+        key, _, value = line.partition("\t")
+        if key == "group":
+            group = value.lower()
+        elif key.isdigit():
+            errors[value] = int(key)
+    return group, errors
+
+
+def _first_session(target: Target, engine: str) -> str | None:
+    """One session alone, with the engine of the run: the group it got."""
+    if engine != "c":
+        return one_session(target, TLS_ENGINES[engine]())
+    process = _sessload(target, "once")
+    _, stderr = process.communicate(timeout=TIMEOUT)
+    group, errors = _sessload_report(stderr)
+    if process.returncode != 0:
+        raise FtpError(f"sessload: the first session failed: {errors or stderr!r}")
+    return group
+
+
+class _Workers:
+    """The session-rate client processes, Python or `sessload`."""
+
+    def __init__(self, target: Target, engine: str, concurrency: int, stop_at: float) -> None:
+        self.engine = engine
+        self.python: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
+        self.native: list[subprocess.Popen[bytes]] = []
+        if engine == "c":
+            self.native = [_sessload(target, repr(stop_at)) for _ in range(concurrency)]
+            return
+        forked = multiprocessing.get_context("fork")
+        for _ in range(concurrency):
+            receive, send = forked.Pipe(duplex=False)
+            process = forked.Process(target=_session_worker, args=(target, engine, stop_at, send))
+            process.start()
+            send.close()
+            self.python.append((process, receive))
+
+    def pids(self) -> list[int]:
+        pids = [process.pid for process, _ in self.python if process.pid is not None]
+        return pids + [process.pid for process in self.native]
+
+    def collect(self) -> list[tuple[array[float], dict[str, int]]]:
+        """(begin, end) pairs and error counts of every worker, once all ended."""
+        results = []
+        for process, receive in self.python:
+            raw, errors = receive.recv()
+            process.join()
+            times = array("d")
+            times.frombytes(raw)
+            results.append((times, errors))
+        for native in self.native:
+            out, err = native.communicate(timeout=TIMEOUT)
+            times = array("d")
+            times.frombytes(out)
+            results.append((times, _sessload_report(err)[1]))
+        return results
+
+
 def run_sessions(
     target: Target,
     engine: str,
@@ -721,31 +800,19 @@ def run_sessions(
     It equals the measured rate when the server was the bottleneck and
     estimates the server's capacity when the client was.
     """
-    group = one_session(target, TLS_ENGINES[engine]())
-    forked = multiprocessing.get_context("fork")
+    group = _first_session(target, engine)
     begin = time.monotonic() + warmup
     end = begin + duration
-    workers = []
-    for _ in range(concurrency):
-        receive, send = forked.Pipe(duplex=False)
-        process = forked.Process(target=_session_worker, args=(target, engine, end, send))
-        process.start()
-        send.close()
-        workers.append((process, receive))
-    pids = [process.pid for process, _ in workers if process.pid is not None]
+    workers = _Workers(target, engine, concurrency, end)
     window = Window(target, server_cpu, client_cpu)
     time.sleep(max(0.0, begin - time.monotonic()))
-    window.start(pids)
+    window.start(workers.pids())
     time.sleep(max(0.0, end - time.monotonic()))
     measured = window.stop()
     t0, t1 = window.t0, window.t1
     latencies: list[float] = []
     errors: Counter[str] = Counter()
-    for process, receive in workers:
-        raw, worker_errors = receive.recv()
-        process.join()
-        times = array("d")
-        times.frombytes(raw)
+    for times, worker_errors in workers.collect():
         for index in range(0, len(times), 2):
             if t0 <= times[index + 1] <= t1:
                 latencies.append(times[index + 1] - times[index])
@@ -982,7 +1049,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     sessions = commands.add_parser("sessions")
     sessions.add_argument("--concurrency", type=int, default=16)
-    sessions.add_argument("--tls", choices=sorted(TLS_ENGINES), default="pyopenssl")
+    sessions.add_argument(
+        "--tls",
+        choices=[*sorted(TLS_ENGINES), "c"],
+        default="c",
+        help="session client: sessload.c (system OpenSSL), or Python with pyOpenSSL or ssl",
+    )
     sessions.add_argument("--warmup", type=float, default=2.0)
     sessions.add_argument("--duration", type=float, default=10.0)
     listing = commands.add_parser("listing")

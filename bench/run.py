@@ -141,9 +141,10 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16, help="session-rate clients")
     parser.add_argument(
         "--session-tls",
-        choices=("pyopenssl", "stdlib"),
-        default="pyopenssl",
-        help="TLS library of the session-rate clients (see bench/README.md)",
+        choices=("c", "pyopenssl", "stdlib"),
+        default="c",
+        help="session-rate clients: sessload.c (GnuTLS), or Python with pyOpenSSL or ssl"
+        " (see bench/README.md)",
     )
     parser.add_argument(
         "--duration",
@@ -297,6 +298,7 @@ def recycle_pages(folder: Path, size: int) -> None:
             handle.write(block)
     scratch.unlink()
 
+
 class Bench:
     """One run: set-up, the workloads, clean-up."""
 
@@ -337,6 +339,10 @@ class Bench:
         )
         if args.profile:
             self.pyspy = args.bench_venv / "bin" / "py-spy"
+        if args.session_tls == "c" and (
+            {"sessions", "sessions_rsa"} & set(args.only) or args.profile
+        ):
+            setup_env.ensure_sessload(args.bench_venv, not args.no_install)
         vsftpd_binary = "/usr/sbin/vsftpd"
         if "vsftpd" in args.servers:
             vsftpd_binary = setup_env.ensure_vsftpd(not args.no_install)

@@ -6,6 +6,9 @@
   starts on port 21 at install time; the bench does not touch it.)
 - A bench venv (default ``bench/.venv``) with pyftpdlib and pyOpenSSL for the
   pyftpdlib server and the clients, and py-spy when profiling.
+- The session-rate client ``sessload`` (``bench/sessload.c``), compiled into
+  the bench venv's ``bin/`` with ``cc`` against GnuTLS; ``gcc`` and
+  ``libgnutls28-dev`` from the Debian archive when they are missing.
 - A temporary local Linux user for vsftpd's PAM logon (the other servers use
   the same name and password in their own account stores). It is marked in
   its GECOS field so that the bench only ever deletes a user it created.
@@ -49,6 +52,28 @@ def ensure_vsftpd(install: bool) -> str:
         _apt_install("vsftpd")
     if not Path(binary).exists():
         raise BenchError("vsftpd is still missing after apt-get install")
+    return binary
+
+
+SESSLOAD_SOURCE = Path(__file__).with_name("sessload.c")
+
+
+def ensure_sessload(venv: Path, install: bool) -> Path:
+    """``sessload`` in the bench venv, (re)built when its source is newer."""
+    binary = venv / "bin" / "sessload"
+    if binary.exists() and binary.stat().st_mtime >= SESSLOAD_SOURCE.stat().st_mtime:
+        return binary
+    headers = Path("/usr/include/gnutls/gnutls.h")
+    if shutil.which("cc") is None or not headers.exists():
+        if not install:
+            raise BenchError(
+                "building sessload needs cc and libgnutls28-dev (or drop --no-install)"
+            )
+        print("bench: apt-get install -y gcc libgnutls28-dev", file=sys.stderr)
+        _apt_install("gcc", "libgnutls28-dev")
+    built = binary.with_name("sessload.new")
+    _run(["cc", "-O2", "-o", str(built), str(SESSLOAD_SOURCE), "-lgnutls"])
+    built.replace(binary)
     return binary
 
 
