@@ -13,15 +13,18 @@ from typing import Any
 
 from twisted.application import service
 from twisted.cred import credentials, strcred
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
 
+from ftps7 import logfilter
+
+#: Not filtered by --log-level: tests, the bench and supervisors wait for "ftps7 ready".
 log = Logger()
 
 
 class Options(usage.Options, strcred.AuthOptionMixin):
-    synopsis = "--config PATH [--auth TYPE:ARGS ...]"
+    synopsis = "--config PATH [--log-level LEVEL] [--auth TYPE:ARGS ...]"
     longdesc = (
         "An FTPS server with the security model of IIS FTP 7.5. The configuration file "
         "is an IIS-style applicationHost.config (see docs/configuration.md)."
@@ -34,12 +37,26 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             None,
             "The configuration file (default: $FTPS7_CONFIG, then /etc/ftps7/ftps7.config).",
         ],
+        [
+            "log-level",
+            None,
+            "info",
+            "The lowest level of ftps7's events written to the log: "
+            + ", ".join(logfilter.LEVEL_NAMES)
+            + " (the start-up line saying the server is ready is always written).",
+        ],
     ]
 
     def postOptions(self) -> None:
         from ftps7.cli import default_config_path
         from ftps7.config import ConfigErrors, load_config
 
+        level = self["log-level"]
+        if level not in logfilter.LEVEL_NAMES:
+            raise usage.UsageError(
+                f"--log-level {level!r}: use one of {', '.join(logfilter.LEVEL_NAMES)}"
+            )
+        self["log-level"] = LogLevel.levelWithName(level)
         path = self["config"] or default_config_path()
         try:
             self["loaded"] = load_config(path)
@@ -104,6 +121,7 @@ def makeService(options: Options) -> service.MultiService:
     from ftps7.server.workers import WorkerSupervisor, worker_argv, worker_index
 
     config = options["loaded"]
+    logfilter.observer.set_level(options["log-level"])
     worker = worker_index()
     top = service.MultiService()
     io_pool = ThreadPool(minthreads=2, maxthreads=16, name="ftps7-io")

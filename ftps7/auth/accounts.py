@@ -48,6 +48,8 @@ import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 from twisted.logger import Logger
 
+from ftps7 import logfilter
+
 HASH_PREFIX = "$argon2id$"
 MAX_NAME_LENGTH = 256
 
@@ -60,7 +62,7 @@ HASH_PARAMETERS = argon2.profiles.RFC_9106_LOW_MEMORY
 #: separators of the USER command, so such a name could never log on.
 FORBIDDEN_NAME_CHARACTERS = frozenset(":,/\\|")
 
-_log = Logger()
+_log = Logger(observer=logfilter.observer)
 
 
 class AccountsError(Exception):

@@ -36,6 +36,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import Interface, implementer
 
+from ftps7 import logfilter
 from ftps7.auth.accounts import Account, AccountsError, AccountsFile
 from ftps7.auth.cache import CredentialsCache
 from ftps7.auth.identity import DEFAULT_ANONYMOUS_NAME, Identity
@@ -101,7 +102,7 @@ class LocalAccountsChecker:
     """
 
     credentialInterfaces: tuple[type[Interface], ...] = (IUsernamePassword,)
-    log = Logger()
+    log = Logger(observer=logfilter.observer)
 
     def __init__(
         self,

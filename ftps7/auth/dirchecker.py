@@ -32,6 +32,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
+from ftps7 import logfilter
 from ftps7.auth.checkers import LOGON_FAILED, credential_bytes, credential_text
 from ftps7.auth.credentials import ICertificateCredentials
 from ftps7.auth.directory import (
@@ -97,7 +98,7 @@ class CertificateMappingChecker:
     """
 
     credentialInterfaces: tuple[type[Interface], ...] = (ICertificateCredentials,)
-    log = Logger()
+    log = Logger(observer=logfilter.observer)
 
     def __init__(
         self,
@@ -172,7 +173,7 @@ class DirectoryPasswordChecker:
     """
 
     credentialInterfaces: tuple[type[Interface], ...] = (IUsernamePassword,)
-    log = Logger()
+    log = Logger(observer=logfilter.observer)
 
     def __init__(
         self,

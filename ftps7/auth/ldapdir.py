@@ -77,6 +77,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
+from ftps7 import logfilter
 from ftps7.auth.directory import (
     ACCOUNTDISABLE,
     DirectoryAccount,
@@ -422,7 +423,7 @@ class _OutageGate:
 class Ldap3Directory:
     """:class:`~ftps7.auth.directory.IDirectory` over LDAP (Active Directory or OpenLDAP)."""
 
-    log = Logger()
+    log = Logger(observer=logfilter.observer)
 
     def __init__(
         self,

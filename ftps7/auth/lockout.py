@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from twisted.logger import Logger
 
+from ftps7 import logfilter
 from ftps7.auth.cache import SecondsClock
 
 DEFAULT_MAX_ENTRIES = 100_000
@@ -62,7 +63,7 @@ class _Entry:
 class FailureTracker:
     """Counts failed logons per address and says when an address is locked."""
 
-    log = Logger()
+    log = Logger(observer=logfilter.observer)
 
     def __init__(
         self,

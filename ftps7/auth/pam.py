@@ -38,6 +38,7 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from zope.interface import Interface, implementer
 
+from ftps7 import logfilter
 from ftps7.auth.checkers import (
     LOGON_FAILED,
     RunInThread,
@@ -98,7 +99,7 @@ class PamChecker:
     """Checks USER/PASS with PAM service ``service``; groups from the system."""
 
     credentialInterfaces: tuple[type[Interface], ...] = (IUsernamePassword,)
-    log = Logger()
+    log = Logger(observer=logfilter.observer)
 
     def __init__(
         self,

@@ -19,6 +19,7 @@ from OpenSSL import SSL
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from ftps7 import logfilter
 from ftps7.config.model import ClientCertificatePolicy
 from ftps7.core.replies import R
 from ftps7.tls import session as tls_session
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from ftps7.server.protocol import FTPSession
     from ftps7.tls.clientcert import ValidationResult
 
-log = Logger()
+log = Logger(observer=logfilter.observer)
 
 
 def validate_control_certificate(

@@ -10,6 +10,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ftps7 import logfilter
 from ftps7.auth.credentials import FTPAnonymous, FTPCertificateCredentials, FTPUsernamePassword
 from ftps7.auth.dirchecker import DirectoryUnavailableLogin
 from ftps7.core.replies import FTPError, R, Reply, format_reply, framed_reply, message_reply
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from ftps7.config.model import Site
     from ftps7.server.protocol import FTPSession
 
-log = Logger()
+log = Logger(observer=logfilter.observer)
 
 #: User names that mean an anonymous logon when anonymousAuthentication is on.
 ANONYMOUS_NAMES = frozenset({"anonymous", "ftp"})

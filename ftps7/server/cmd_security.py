@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
 
+from ftps7 import logfilter
 from ftps7.core import tlspolicy
 from ftps7.core.replies import FTPError, R, Reply, format_reply, framed_reply
 from ftps7.server.session import TlsState
@@ -13,7 +14,7 @@ from ftps7.server.session import TlsState
 if TYPE_CHECKING:
     from ftps7.server.protocol import FTPSession
 
-log = Logger()
+log = Logger(observer=logfilter.observer)
 
 #: AUTH mechanisms (IIS: TLS-C/TLS leave the data channel clear by default,
 #: TLS-P/SSL protect it implicitly; seeds/iis-using-ftp-over-ssl.md).

@@ -20,6 +20,7 @@ from twisted.internet import defer, error, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ftps7 import logfilter
 from ftps7.config.model import ShowFlags
 from ftps7.core import listing, paths, tlspolicy
 from ftps7.core.replies import FTPError, R, Reply, format_reply, framed_reply
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from ftps7.server.threadrecv import ThreadedReceiver
     from ftps7.server.threadsend import ThreadedSender
 
-log = Logger()
+log = Logger(observer=logfilter.observer)
 
 
 def list_arguments(argument: str) -> str:

@@ -38,10 +38,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ftps7 import logfilter
 from ftps7.server.addresses import normalize
 from ftps7.tls.session import preserve_session
 
-log = Logger()
+log = Logger(observer=logfilter.observer)
 
 
 @implementer(IHandshakeListener)

@@ -13,12 +13,13 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
+from ftps7 import logfilter
 from ftps7.core.vhosts import EndpointSites
 from ftps7.server.protocol import FTPSession
 from ftps7.server.state import ServerState
 from ftps7.server.workers import ReusePortServer
 
-log = Logger()
+log = Logger(observer=logfilter.observer)
 
 
 class FTPFactory(Factory):

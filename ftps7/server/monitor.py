@@ -7,9 +7,10 @@ import datetime
 from twisted.application.internet import TimerService
 from twisted.logger import Logger
 
+from ftps7 import logfilter
 from ftps7.server.state import ServerState
 
-log = Logger()
+log = Logger(observer=logfilter.observer)
 CHECK_EVERY = 3600.0
 WARN_BEFORE = datetime.timedelta(days=14)
 

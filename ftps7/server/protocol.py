@@ -31,6 +31,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ftps7 import logfilter
 from ftps7.config.model import ConnectionSettings, SiteFtpServer
 from ftps7.core import commands, paths, tlspolicy
 from ftps7.core import messages as message_text
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
     from ftps7.server.state import ServerState
     from ftps7.tls.contexts import SessionTls
 
-log = Logger()
+log = Logger(observer=logfilter.observer)
 _session_ids = itertools.count(1)
 
 #: Lines a client may pipeline before the server stops reading the control

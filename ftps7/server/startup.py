@@ -5,12 +5,13 @@ from __future__ import annotations
 from twisted.application import service
 from twisted.logger import Logger
 
+from ftps7 import logfilter
 from ftps7.config.model import ServerConfig
 from ftps7.core.vhosts import plan_listeners
 from ftps7.server.listeners import listener_services
 from ftps7.server.state import ServerState
 
-log = Logger()
+log = Logger(observer=logfilter.observer)
 
 UNLIMITED = 4294967295
 

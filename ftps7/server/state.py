@@ -24,7 +24,7 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from ftps7 import __version__
+from ftps7 import __version__, logfilter
 from ftps7.config.model import ClientCertificatePolicy, ServerConfig, Site
 from ftps7.core.authz import Authorizer
 from ftps7.core.replies import R
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from ftps7.server.transfers import FileReceiver, FileSender
     from ftps7.tls.contexts import SessionTls
 
-log = Logger()
+log = Logger(observer=logfilter.observer)
 
 _T = TypeVar("_T", bound="ThreadedTransfer")
 

@@ -26,10 +26,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from ftps7 import logfilter
 from ftps7.server.handover import BULK_CHUNK, CIPHER_CHUNK, ThreadedTransfer
 from ftps7.server.transfers import FromAscii, Writable
 
-log = Logger()
+log = Logger(observer=logfilter.observer)
 
 #: Largest TLS record plaintext: SSL_read never returns more per call.
 _RECORD = 16 * 1024

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from ftps7 import logfilter
 from ftps7.server.handover import (
     BULK_CHUNK,
     CIPHER_CHUNK,
@@ -29,7 +30,7 @@ from ftps7.server.handover import (
 )
 from ftps7.server.transfers import Readable, to_ascii
 
-log = Logger()
+log = Logger(observer=logfilter.observer)
 
 
 def wait_writable(sock: socket.socket, timeout: float | None) -> None:

@@ -23,9 +23,10 @@ from typing import IO, Any
 
 from twisted.logger import Logger
 
+from ftps7 import logfilter
 from ftps7.config.model import LogFileSettings, LogPeriod, Site
 
-log = Logger()
+log = Logger(observer=logfilter.observer)
 
 #: logExtFileFlags name → W3C field name (IIS FTP).
 #: Seconds a logged line may wait in the buffer before it is written out.

@@ -34,7 +34,9 @@ from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 
-log = Logger()
+from ftps7 import logfilter
+
+log = Logger(observer=logfilter.observer)
 
 WORKER_ENV = "FTPS7_WORKER"
 RESTART_DELAY = 1.0

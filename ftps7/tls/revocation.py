@@ -62,6 +62,7 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IResponse
 
+from ftps7 import logfilter
 from ftps7.config.model import ClientCertificateSettings, ValidationFlags
 from ftps7.tls.clientcert import (
     Reason,
@@ -89,7 +90,7 @@ __all__ = [
     "crl_urls",
 ]
 
-_log = Logger()
+_log = Logger(observer=logfilter.observer)
 
 MAX_CRL_SIZE = 10 * 1024 * 1024
 # A failed download is not retried for this long while a usable CRL is cached.

@@ -264,7 +264,7 @@ def test_lftp_resume_download_and_upload(files: Running) -> None:
     result = lftp(files, "get -c big.bin -o part.bin")
     assert "REST 100000" in sent(result)
     assert (files.workdir / "part.bin").read_bytes() == BIG
-    files.process.wait_for_log(r"TLS TLSv1\.3 ")  # downloads run on TLS 1.3
+    files.process.wait_for_log(r"logged on .*\(TLSv1\.3 ")  # downloads run on TLS 1.3
     (files.root / "up.bin").write_bytes(BIG[:300_000])
     (files.workdir / "whole.bin").write_bytes(BIG)
     result = lftp(files, "put -c whole.bin -o up.bin", settings=UPLOADS)

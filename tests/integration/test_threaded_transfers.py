@@ -12,6 +12,7 @@ in test_tls_data_channel.py and test_data_channel.py.
 from __future__ import annotations
 
 import ftplib
+import functools
 import io
 import os
 import re
@@ -31,6 +32,12 @@ pytestmark = pytest.mark.integration
 
 THREADED = r"RETR {} sent by a transfer thread"
 RECEIVED = r"{} {} received by a transfer thread"
+
+
+@pytest.fixture
+def start_server(start_server: Callable[..., Running]) -> Callable[..., Running]:
+    """The servers of this module log at debug: who ran each transfer is a debug line."""
+    return functools.partial(start_server, extra_args=("--log-level", "debug"))
 
 
 def payload() -> bytes:

@@ -90,7 +90,7 @@ def test_curl_implicit(start_server: Callable[..., Running], tmp_path: Path) -> 
     upload = curl(server, "implicit.txt", "-T", str(source), scheme="ftps", port=port)
     assert upload.returncode == 0, upload.stderr
     assert (server.root / "implicit.txt").read_bytes() == b"over implicit FTPS\n"
-    server.process.wait_for_log(r"session \d+: TLS TLSv1\.[23] ")
+    server.process.wait_for_log(r"session \d+: \w+ logged on .*\(TLSv1\.[23] ")
 
 
 @needs_curl
@@ -298,7 +298,8 @@ def test_ssl128_site_serves_128_bit_ciphers(start_server: Callable[..., Running]
     No cipher under 128 bits is left in OpenSSL 3 or 4 for a client to offer,
     so the refusal itself is covered by the cipher-string unit tests.
     """
-    server = start_server(site_defaults='<security><ssl ssl128="true" /></security>')
+    server = start_server(site_defaults='<security><ssl ssl128="true" /></security>',
+                          extra_args=("--log-level", "debug"))  # the line with the bits
     context = tls_client(server, maximum=ssl.TLSVersion.TLSv1_2,
                          ciphers="ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256")
     client = _handshake_after_auth(server, context)
