@@ -4,7 +4,8 @@ Twisted has no public way to stop TLS on a connection (RESEARCH.md §2.6), so
 this module does it with Twisted's and pyOpenSSL's internals, in one place,
 with tests that fail loudly if those internals change:
 
-1. flush the TLS layer's write aggregator (the 200 reply is still buffered),
+1. flush the TLS layer's write aggregator if it has one (Twisted's does and
+   still holds the 200 reply; ftps7's `controltls.ControlTls` writes at once),
    then ``SSL_shutdown`` and push the close_notify out through the BIO;
 2. put the TCP transport back into plaintext mode (``TLS = False``, drop the
    ISSLTransport methods);
@@ -66,7 +67,9 @@ class _SkipTlsRecords(Protocol):
 def clear_control_channel(tcp: Any, ftp: Protocol) -> None:
     """Send close_notify on ``tcp`` and continue the connection in plaintext."""
     tls = tcp.protocol
-    tls._aggregator.close()
+    aggregator = getattr(tls, "_aggregator", None)
+    if aggregator is not None:
+        aggregator.close()
     connection: SSL.Connection = tls._tlsConnection
     with contextlib.suppress(SSL.Error):
         connection.shutdown()

@@ -9,7 +9,9 @@ from twisted.logger import Logger
 from ftps7 import logfilter
 from ftps7.core import tlspolicy
 from ftps7.core.replies import FTPError, R, Reply, format_reply, framed_reply
+from ftps7.server.controltls import start_tls
 from ftps7.server.session import TlsState
+from ftps7.tls.contexts import ServerConnectionCreator
 
 if TYPE_CHECKING:
     from ftps7.server.protocol import FTPSession
@@ -53,10 +55,8 @@ class SecurityCommands:
         if MECHANISMS[mechanism]:
             self.state.pbsz = True
             self.state.prot_private = True
-        from ftps7.tls.contexts import ServerConnectionCreator
-
         self._start_handshake_timer()
-        self.transport.startTLS(ServerConnectionCreator(session_tls))  # type: ignore[union-attr]
+        start_tls(self.transport, ServerConnectionCreator(session_tls))
 
     def ftp_PBSZ(self: FTPSession, argument: str) -> Reply:
         if self.state.tls is not TlsState.PROTECTED:

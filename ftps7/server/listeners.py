@@ -10,11 +10,11 @@ from twisted.application import internet, service
 from twisted.internet.interfaces import IAddress, IOpenSSLServerConnectionCreator
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
 from ftps7 import logfilter
 from ftps7.core.vhosts import EndpointSites
+from ftps7.server.controltls import ControlTlsFactory
 from ftps7.server.protocol import FTPSession
 from ftps7.server.state import ServerState
 from ftps7.server.workers import ReusePortServer
@@ -73,7 +73,7 @@ def listener_services(state: ServerState, endpoints: list[EndpointSites]) -> lis
     for endpoint in endpoints:
         factory: Any = FTPFactory(state, endpoint)
         if endpoint.implicit:
-            factory = TLSMemoryBIOFactory(ImplicitCreator(), False, factory)
+            factory = ControlTlsFactory(ImplicitCreator(), False, factory)
             factory.noisy = False
         backlog = max(
             (site.ftp_server.connections.server_listen_backlog for site in endpoint.all_sites()),
