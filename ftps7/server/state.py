@@ -298,7 +298,9 @@ class ServerState:
             portal.registerChecker(AnonymousChecker(authentication.anonymous_user_name), IAnonymous)
         if authentication.basic_enabled:
             checkers = self._password_checkers(site)
-            if checkers:
+            if len(checkers) == 1:  # the usual case: no chain (and no coroutine per logon)
+                portal.registerChecker(checkers[0], IUsernamePassword)
+            elif checkers:
                 portal.registerChecker(FirstSuccess(checkers, IUsernamePassword), IUsernamePassword)
         directory_settings = self.config.ftps7.active_directory
         if (
