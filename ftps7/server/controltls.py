@@ -14,7 +14,11 @@ to merge), and for a session of six commands it did three things that cost
   the socket takes less than everything.
 - ``TLSMemoryBIOProtocol.makeConnection`` declares each interface of the TCP
   transport on itself in its own ``directlyProvides`` call (ten per AUTH,
-  each replacing the previous); `ControlTls` declares them in one.
+  each replacing the previous, so only the last one stayed). After AUTH the
+  FTP session's transport is still the TCP connection, which ``start_tls``
+  marks ``ISSLTransport``; nothing looks at the TLS layer's own interfaces,
+  and `ControlTls` declares none (implicit FTPS keeps ``ProtocolWrapper``'s
+  declaration: there the TLS layer is the session's transport).
 
 What OpenSSL sees, the bytes on the wire and their order are unchanged. Data
 connections keep Twisted's layer: bulk transfers are what it is built for.
@@ -34,7 +38,7 @@ from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, ISSLTra
 from twisted.internet.protocol import Protocol
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
-from zope.interface import directlyProvides, providedBy
+from zope.interface import directlyProvides
 
 
 def send_now(connection: Any, data: bytes) -> None:
@@ -98,8 +102,8 @@ class ControlTls(TLSMemoryBIOProtocol):
     """``TLSMemoryBIOProtocol`` with unbuffered writes, sent at once (`_SendNow`)."""
 
     def makeConnection(self, transport: Any) -> None:
-        # TLSMemoryBIOProtocol.makeConnection, with the interfaces declared in
-        # one call and the transport wrapped for send_now.
+        # TLSMemoryBIOProtocol.makeConnection, with the transport wrapped for
+        # send_now and, under start_tls, no interface declarations.
         connection = transport._connection if isinstance(transport, _SendNow) else transport
         self._tlsConnection = self.factory._creatorCallable(self)
         self._appSendBuffer = []
@@ -107,7 +111,6 @@ class ControlTls(TLSMemoryBIOProtocol):
         if self._connectWrapped:  # implicit FTPS: this also connects the FTP session
             ProtocolWrapper.makeConnection(self, raw)
         else:
-            directlyProvides(self, providedBy(connection))
             Protocol.makeConnection(self, raw)
             self.factory.registerProtocol(self)
         self._checkHandshakeStatus()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from OpenSSL import SSL
 from twisted.internet import tcp
-from twisted.internet.interfaces import IHandshakeListener, ISSLTransport, ITCPTransport
+from twisted.internet.interfaces import IHandshakeListener, ISSLTransport
 from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactor
 from zope.interface import implementer
@@ -133,7 +133,6 @@ def test_start_tls_handshakes_without_waiting_for_polls(pair: Any) -> None:
     start_tls(server, ServerConnectionCreator(_session_tls()))
     assert isinstance(server.protocol, ControlTls)
     assert ISSLTransport.providedBy(server) and server.TLS
-    assert ITCPTransport.providedBy(server.protocol)  # the TCP transport's interfaces, once
     tls = SSL.Connection(client_context(), None)
     tls.set_connect_state()
     for _ in range(20):
