@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from twisted.logger import LogEvent, Logger, LogLevel
+from twisted.logger import LogEvent, Logger, LogLevel, formatEvent
 from twisted.python import usage
 
 from ftps7 import logfilter
@@ -55,7 +55,25 @@ def test_set_level_takes_effect_for_existing_loggers() -> None:
 def test_events_without_a_level_pass() -> None:
     seen: list[LogEvent] = []
     logfilter.LevelFilter(seen.append, LogLevel.critical)({"log_format": "legacy"})
-    assert seen == [{"log_format": "legacy"}]
+    assert [event["log_format"] for event in seen] == ["legacy"]
+
+
+def test_messages_are_rendered_once_with_their_fields_kept() -> None:
+    log, seen = _filtered(LogLevel.info)
+    log.info("session {session}: {user!r} logged on {{literally}}", session=7, user="a{b}")
+    (event,) = seen
+    assert event["log_format"] == "session 7: 'a{{b}}' logged on {{literally}}"
+    assert formatEvent(event) == "session 7: 'a{b}' logged on {literally}"
+    assert event["session"] == 7 and event["user"] == "a{b}"
+    assert event["ftps7_format"] == "session {session}: {user!r} logged on {{literally}}"
+
+
+def test_a_format_it_cannot_render_is_left_to_twisted() -> None:
+    log, seen = _filtered(LogLevel.info)
+    log.info("calls {describe()}", describe=lambda: "work")  # Twisted's call syntax
+    log.info("missing {field}")
+    assert [event["log_format"] for event in seen] == ["calls {describe()}", "missing {field}"]
+    assert formatEvent(seen[0]) == "calls work"
 
 
 def test_ftps7_loggers_go_through_the_filter() -> None:
