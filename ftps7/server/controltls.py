@@ -2,8 +2,9 @@
 
 A control connection writes one small reply per command and then waits for the
 next command. Twisted's TLS layer is built for the opposite (many small writes
-to merge), and for a session of six commands it did three things that cost
-~10 % of the session's CPU together (docs/performance.md, fourth round):
+to merge), and for a session of six commands it did three things a control
+connection does not need; the first two cost ~10 % of the session's CPU
+(docs/performance.md, fourth round):
 
 - ``BufferingTLSTransport``, what ``startTLS`` and ``TLSMemoryBIOFactory``
   use, holds every write until the next reactor turn (a ``DelayedCall`` per
@@ -102,12 +103,11 @@ class ControlTls(TLSMemoryBIOProtocol):
     """``TLSMemoryBIOProtocol`` with unbuffered writes, sent at once (`_SendNow`)."""
 
     def makeConnection(self, transport: Any) -> None:
-        # TLSMemoryBIOProtocol.makeConnection, with the transport wrapped for
-        # send_now and, under start_tls, no interface declarations.
-        connection = transport._connection if isinstance(transport, _SendNow) else transport
+        # TLSMemoryBIOProtocol.makeConnection, with the TCP connection wrapped
+        # for send_now and, under start_tls, no interface declarations.
         self._tlsConnection = self.factory._creatorCallable(self)
         self._appSendBuffer = []
-        raw = _SendNow(connection)
+        raw = _SendNow(transport)
         if self._connectWrapped:  # implicit FTPS: this also connects the FTP session
             ProtocolWrapper.makeConnection(self, raw)
         else:
@@ -139,6 +139,6 @@ def start_tls(connection: Any, creator: IOpenSSLServerConnectionCreator) -> None
     connection.getPeerCertificate = tls.getPeerCertificate
     directlyProvides(connection, ISSLTransport)
     connection.TLS = True
-    tls.makeConnection(_SendNow(connection))
+    tls.makeConnection(connection)
     if producer is not None:
         connection.registerProducer(producer, streaming)
