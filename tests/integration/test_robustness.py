@@ -430,6 +430,19 @@ def _abuse(server: Running, kind: str) -> None:
         assert client.code("AUTH TLS") == 234
         client.send(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
         client.reset()
+    elif kind == "tls-session-reset":
+        # Replies go out at once under TLS (controltls.send_now): here onto a
+        # connection that is reset while they are being written.
+        raw = socket.create_connection((host, port), timeout=10)
+        reader = raw.makefile("rb")
+        assert reader.readline().startswith(b"220")
+        raw.sendall(b"AUTH TLS\r\n")
+        assert reader.readline().startswith(b"234")
+        reader.close()
+        tls = server.client_context().wrap_socket(raw, server_hostname=host)
+        password = USERS["alice"][0]
+        tls.sendall(f"USER alice\r\nPASS {password}\r\n".encode() + b"NOOP\r\n" * 200)
+        reset(tls)
     elif kind == "pasv-unused":
         client = RawControl(host, port)
         client.login()
@@ -463,8 +476,8 @@ def _abuse(server: Running, kind: str) -> None:
         raise AssertionError(kind)
 
 
-KINDS = ["fin", "rst", "half-line", "huge-line", "tls-hello-cut", "pasv-unused",
-         "pasv-connected", "download-cut", "upload-cut"]
+KINDS = ["fin", "rst", "half-line", "huge-line", "tls-hello-cut", "tls-session-reset",
+         "pasv-unused", "pasv-connected", "download-cut", "upload-cut"]
 
 
 def test_no_descriptor_leak_after_many_aborted_sessions(plain: Running) -> None:
