@@ -9,6 +9,7 @@ tried after the local accounts for sites with basicAuthentication.
 from __future__ import annotations
 
 import gc
+import sys
 from typing import Any
 
 from twisted.application import service
@@ -168,10 +169,24 @@ def makeService(options: Options) -> service.MultiService:
     return top
 
 
+#: How long a thread may hold the GIL while another waits for it (Python's
+#: default: 5 ms). A pool thread that formats a 10,000-entry listing in Python
+#: made the reactor, and so every other session, wait up to that long per turn:
+#: another session's NOOP took up to 6-9 ms during an MLSD, 2-5 ms at 1 ms. The
+#: session rate, downloads and uploads did not change (docs/performance.md).
+GIL_SWITCH_INTERVAL = 0.001
+
+
 def _ready(worker: int) -> None:
+    _tune_interpreter()
+    log.info("ftps7 ready (worker {worker})", worker=worker)
+
+
+def _tune_interpreter() -> None:
+    """Process-wide settings for a long-running server, once start-up is done."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     # What start-up built (configuration, Twisted, OpenSSL bindings: ~50,000
     # objects) lives as long as the process: moved out of the collector's
     # reach, a full collection no longer scans it with the GIL held (~40 ms
     # during which no session is served).
     gc.freeze()
-    log.info("ftps7 ready (worker {worker})", worker=worker)
