@@ -743,7 +743,6 @@ class _Workers:
     """The session-rate client processes, Python or `sessload`."""
 
     def __init__(self, target: Target, engine: str, concurrency: int, stop_at: float) -> None:
-        self.engine = engine
         self.python: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
         self.native: list[subprocess.Popen[bytes]] = []
         if engine == "c":
@@ -1053,7 +1052,7 @@ def _parser() -> argparse.ArgumentParser:
         "--tls",
         choices=[*sorted(TLS_ENGINES), "c"],
         default="c",
-        help="session client: sessload.c (system OpenSSL), or Python with pyOpenSSL or ssl",
+        help="session client: sessload.c (GnuTLS), or Python with pyOpenSSL or ssl",
     )
     sessions.add_argument("--warmup", type=float, default=2.0)
     sessions.add_argument("--duration", type=float, default=10.0)
