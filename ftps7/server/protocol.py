@@ -653,6 +653,8 @@ def _urgent_data_inline(transport: Any) -> None:
 
 
 def _printable(verb: str) -> str:
+    if verb.isascii() and verb.isprintable():  # every real command: no per-character pass
+        return verb[:40]
     text = "".join(ch if ch.isprintable() and ord(ch) < 0xD800 else "?" for ch in verb)
     return text[:40]
 
