@@ -39,6 +39,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ftps7 import logfilter
+from ftps7.server import datatls
 from ftps7.server.addresses import normalize
 from ftps7.tls.session import preserve_session
 
@@ -85,10 +86,9 @@ class DataConnection(Protocol):
     def start_tls(self, creator: IOpenSSLServerConnectionCreator) -> None:
         """Become the TLS server on this connection (passive or active alike)."""
         self.tls = True
-        transport: Any = self.transport
-        # tcp.Client defaults to the client side of TLS; ``normal=False`` flips it
-        # so an active-mode connection is still the server of the handshake.
-        transport.startTLS(creator, normal=not transport._tlsClientDefault)
+        # Active-mode connections too (a tcp.Client would default to the client
+        # side); TLS 1.3 tickets wait for our first write (`datatls`).
+        datatls.start_tls(self.transport, creator)
 
     def mark_clear(self) -> None:
         if not self.secured.called:

@@ -147,7 +147,6 @@ class ThreadedReceiver(ThreadedTransfer):
         plain_pointer = _ffi.from_buffer(plain)
         ssl = tls._ssl
         incoming = tls._into_ssl
-        outgoing = tls._from_ssl
         filled = 0
         try:
             while not self.cancelled:
@@ -181,9 +180,8 @@ class ThreadedReceiver(ThreadedTransfer):
                         self._flush_converter()
                         return not self.cancelled  # close_notify: the clean end
                     return False  # a TLS error: truncated or forged
-                # Anything OpenSSL wants to say meanwhile (a KeyUpdate reply).
-                while (produced := _lib.BIO_read(outgoing, cipher_pointer, CIPHER_CHUNK)) > 0:
-                    sock.sendall(memoryview(cipher)[:produced])
+                # What OpenSSL writes meanwhile (the tickets, a KeyUpdate reply)
+                # stays in its BIO until our close_notify (`datatls`).
             if filled:
                 self._write(plain_view[:filled])
             return False

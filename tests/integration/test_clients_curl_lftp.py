@@ -37,21 +37,11 @@ def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-CURL_UPLOADS = "--tls-max 1.2"
-# Uploads run on TLS 1.2: with TLS 1.3, OpenSSL's NewSessionTicket after each data
-# handshake sits unread in a client that only writes; when the machine is loaded, the
-# client's close() then resets the connection and drops its close_notify, and the
-# server rightly answers 426 (docs/protocol.md §6; the strict xfail in
-# test_data_channel.py pins the server side). Downloads stay on TLS 1.3.
-
-
 def curl(server: Running, *args: str, tls: bool = True, user: str = "alice",
          expect: int | tuple[int, ...] = 0) -> subprocess.CompletedProcess[str]:
     argv = ["curl", "-sS", "--max-time", "50", "--user", f"{user}:{USERS[user][0]}"]
     if tls:
         argv += ["--ssl-reqd", "--cacert", server.ca_file]
-        if "-T" in args:
-            argv += ["--tls-max", "1.2"]  # see CURL_UPLOADS
     result = _run([*argv, *args], server.workdir)
     expected = expect if isinstance(expect, tuple) else (expect,)
     assert result.returncode in expected, (result.returncode, result.stdout, result.stderr)
@@ -61,18 +51,6 @@ def curl(server: Running, *args: str, tls: bool = True, user: str = "alice",
 def url(server: Running, path: str = "/") -> str:
     host = f"[{server.host}]" if ":" in server.host else server.host
     return f"ftp://{host}:{server.port}{path}"
-
-
-#: lftp settings for scripts that upload. GnuTLS's lftp never reads from an
-#: upload's data connection, so under TLS 1.3 the NewSessionTicket that
-#: OpenSSL sends after every data handshake sits unread in lftp's socket when
-#: it closes it; Linux then answers the close with an RST and drops lftp's own
-#: unsent data (the end of the file and its close_notify). The server sees a
-#: truncated upload, answers 426 and keeps nothing - correctly - but about one
-#: upload in four fails (cf. curl/curl#6149). pyOpenSSL has no
-#: SSL_set_num_tickets to stop those tickets on data connections, so lftp
-#: uploads run on TLS 1.2 here; downloads and listings stay on TLS 1.3.
-UPLOADS = "set ssl:priority NORMAL:-VERS-TLS1.3;"
 
 
 def lftp(server: Running, script: str, *, user: str = "alice", settings: str = "",
@@ -244,8 +222,7 @@ def test_lftp_session(files: Running) -> None:
         files,
         "ls; cls -1; cat hello.txt; get big.bin -o got.bin; put local.bin -o put.bin; "
         "mkdir newdir; mv put.bin newdir/moved.bin; ls newdir; rm hello.txt; "
-        "mkdir gone; rmdir gone",
-        settings=UPLOADS,
+        "mkdir gone; rmdir gone"
     )
     assert "Hello, world!" in result.stdout
     assert "moved.bin" in result.stdout
@@ -264,20 +241,21 @@ def test_lftp_resume_download_and_upload(files: Running) -> None:
     result = lftp(files, "get -c big.bin -o part.bin")
     assert "REST 100000" in sent(result)
     assert (files.workdir / "part.bin").read_bytes() == BIG
-    files.process.wait_for_log(r"logged on .*\(TLSv1\.3 ")  # downloads run on TLS 1.3
     (files.root / "up.bin").write_bytes(BIG[:300_000])
     (files.workdir / "whole.bin").write_bytes(BIG)
-    result = lftp(files, "put -c whole.bin -o up.bin", settings=UPLOADS)
+    result = lftp(files, "put -c whole.bin -o up.bin")
     # lftp resumes an upload with REST <remote size> + STOR (RFC 3659 §5).
     assert "REST 300000" in sent(result) and "STOR up.bin" in sent(result)
     assert (files.root / "up.bin").read_bytes() == BIG
+    # Uploads too run on TLS 1.3 (its data tickets wait for the close: server/datatls.py).
+    files.process.wait_for_log(r"logged on .*\(TLSv1\.3 ")
 
 
 @needs_lftp
 def test_lftp_active_mode(files: Running) -> None:
     (files.workdir / "active.bin").write_bytes(BIG[:50_000])
     result = lftp(files, "ls; get hello.txt -o hello.out; put active.bin",
-                  settings=UPLOADS + " set ftp:passive-mode off;")
+                  settings="set ftp:passive-mode off;")
     assert (files.workdir / "hello.out").read_bytes() == b"Hello, world!\n"
     assert (files.root / "active.bin").read_bytes() == BIG[:50_000]
     assert {"PORT", "EPRT"} & set(verbs(result))
@@ -296,7 +274,7 @@ def test_lftp_mirror_both_ways_with_utf8_names(files: Running) -> None:
         path = files.workdir / "up" / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    lftp(files, "mirror -R up/docs docs", settings=UPLOADS)
+    lftp(files, "mirror -R up/docs docs")
     lftp(files, "mirror docs down")
     for relative, data in tree.items():
         assert (files.root / relative).read_bytes() == data, relative

@@ -38,9 +38,6 @@ def curl(server: Running, url_path: str, *args: str, port: int | None = None,
     url = f"{scheme}://{server.host}:{port or server.port}/{url_path}"
     command = ["curl", "-sS", "--max-time", "30", "--cacert", server.ca_file,
                "-u", "alice:" + USERS["alice"][0], *args, url]
-    if "-T" in args:
-        # TLS 1.2 for uploads: see CURL_UPLOADS in test_clients_curl_lftp.py.
-        command[1:1] = ["--tls-max", "1.2"]
     if verbose:
         command.insert(1, "-v")
     return subprocess.run(command, capture_output=True, timeout=60, check=False)

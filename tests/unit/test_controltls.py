@@ -104,6 +104,17 @@ def test_nothing_is_sent_ahead_of_a_close(pair: Any) -> None:
     assert _received(client, 100) == b""  # Twisted's path: written before the close
 
 
+def _read(server: tcp.Server) -> None:
+    """The reactor's read poll: wait until the client's bytes are there, then read.
+
+    Loopback delivery is fast but not synchronous: reading right after the
+    client's ``sendall`` can find nothing yet.
+    """
+    readable, _, _ = select.select([server.socket], [], [], 5)
+    assert readable, "the client's bytes never arrived"
+    server.doRead()
+
+
 def _session_tls() -> SessionTls:
     pki = make_pki()
     certificate = StoredCertificate.build(
@@ -144,17 +155,17 @@ def test_start_tls_handshakes_without_waiting_for_polls(pair: Any) -> None:
         except SSL.WantReadError:
             pass
         client.sendall(tls.bio_read(65536))
-        server.doRead()  # the server's TLS layer answers ...
+        _read(server)  # the server's TLS layer answers ...
         tls.bio_write(client.recv(65536))  # ... and its answer is already here
     else:
         raise AssertionError("no handshake")
     client.sendall(tls.bio_read(65536))  # the client's Finished
-    server.doRead()
+    _read(server)
     assert session.handshakes == 1
     server.write(b"331 Password required\r\n")  # through ControlTls, no aggregation
     assert _plaintext(tls, client) == b"331 Password required\r\n"
     assert server not in reactor.getWriters()
     tls.send(b"PASS x\r\n")
     client.sendall(tls.bio_read(65536))
-    server.doRead()
+    _read(server)
     assert session.received == b"PASS x\r\n"
