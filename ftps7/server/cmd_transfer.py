@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ftps7 import logfilter
-from ftps7.config.model import ShowFlags
+from ftps7.config.model import ConnectionSettings, ShowFlags
 from ftps7.core import listing, paths, tlspolicy
 from ftps7.core.replies import FTPError, R, Reply, format_reply, framed_reply
 from ftps7.server import addresses
@@ -36,6 +36,10 @@ if TYPE_CHECKING:
     from ftps7.server.threadsend import ThreadedSender
 
 log = Logger(observer=logfilter.observer)
+
+#: How often the minBytesPerSecond rule is checked when dataChannelTimeout is 0
+#: (otherwise every dataChannelTimeout): IIS's default data channel timeout.
+RATE_WINDOW = 30.0
 
 
 def list_arguments(argument: str) -> str:
@@ -101,21 +105,40 @@ class Transfer:
         if self.pending is not None and not self.pending.called:
             self.pending.cancel()
 
-    def watch(self, seconds: float) -> None:
-        """Abort if no byte moves for ``seconds`` (``dataChannelTimeout``)."""
-        if seconds <= 0:
+    def watch(self, connections: ConnectionSettings) -> None:
+        """Abort a transfer that stalls or crawls.
+
+        Every ``dataChannelTimeout`` seconds (`RATE_WINDOW` when that is 0):
+        no byte moved since the last check is a data channel timeout (so a
+        stall ends between one and two timeouts after the last byte), and
+        fewer than ``minBytesPerSecond`` times the window since the last check
+        is a transfer too slow to keep (IIS's rule: a client that holds a data
+        connection open with a trickle costs a slot and a thread as much as
+        a fast one). 0 turns either check off.
+        """
+        timeout = connections.data_channel_timeout
+        min_rate = connections.min_bytes_per_second
+        window = timeout if timeout > 0 else (RATE_WINDOW if min_rate > 0 else 0)
+        if window <= 0:
             return
+        floor = min_rate * window
+        previous = 0
 
         def check() -> None:
+            nonlocal previous
             if self.aborted:
                 return
-            if self.count == self._last_count:
+            count = self.count
+            if timeout > 0 and count == self._last_count:
                 self.abort("data channel timeout")
                 return
-            self._last_count = self.count
-            self._watchdog = self.session.server.clock.callLater(seconds, check)
+            if count - previous < floor:
+                self.abort(f"below minBytesPerSecond: {count - previous} bytes in {window:g} s")
+                return
+            self._last_count = previous = count
+            self._watchdog = self.session.server.clock.callLater(window, check)
 
-        self._watchdog = self.session.server.clock.callLater(seconds, check)
+        self._watchdog = self.session.server.clock.callLater(window, check)
 
     def stop_watching(self) -> None:
         if self._watchdog is not None and self._watchdog.active():
@@ -439,7 +462,7 @@ class TransferCommands:
                     path=path,
                     sender="a transfer thread" if sender.threaded else "the reactor",
                 )
-                transfer.watch(self.site_settings().connections.data_channel_timeout)
+                transfer.watch(self.site_settings().connections)
                 transfer.pending = sender.done
                 try:
                     await sender.start()
@@ -489,7 +512,7 @@ class TransferCommands:
                     path=path,
                     receiver="a transfer thread" if receiver.threaded else "the reactor",
                 )
-                transfer.watch(self.site_settings().connections.data_channel_timeout)
+                transfer.watch(self.site_settings().connections)
                 # requestFiltering maxAllowedContentLength bounds the size of
                 # the resulting file (offset included, for REST and APPE).
                 limit = self.server.config.server.request_filtering.max_allowed_content_length

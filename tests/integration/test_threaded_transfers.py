@@ -11,6 +11,7 @@ in test_tls_data_channel.py and test_data_channel.py.
 
 from __future__ import annotations
 
+import contextlib
 import ftplib
 import functools
 import io
@@ -19,6 +20,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -143,6 +145,39 @@ def test_data_channel_timeout_while_the_client_stopped_reading(
     data.close()
     client.close()
     server.process.wait_for_log(r"RETR /big\.bin aborted \(data channel timeout\)")
+
+
+def test_an_upload_that_only_trickles_is_ended_by_min_bytes_per_second(
+    start_server: Callable[..., Running],
+) -> None:
+    """Bytes keep moving, so dataChannelTimeout alone would never end it."""
+    server = start_server(
+        extra='<connections dataChannelTimeout="1" minBytesPerSecond="1000000" />'
+    )
+    client = server.ftps()
+    conn = client.transfercmd("STOR slow.bin")
+    stop = threading.Event()
+
+    def trickle() -> None:  # a slow client: 100 bytes every 20 ms, ~5 KB/s
+        with contextlib.suppress(OSError, ValueError):
+            while not stop.wait(0.02):
+                conn.sendall(b"x" * 100)
+
+    sender = threading.Thread(target=trickle, daemon=True)
+    sender.start()
+    try:
+        with pytest.raises(ftplib.error_temp, match="^426"):
+            client.voidresp()
+    finally:
+        stop.set()
+        sender.join(10)
+    conn.close()
+    assert client.sendcmd("NOOP").startswith("200")
+    client.quit()
+    server.process.wait_for_log(
+        r"STOR /slow\.bin aborted \(below minBytesPerSecond: \d+ bytes in 1 s\)"
+    )
+    assert not (server.root / "slow.bin").exists()
 
 
 def test_shutdown_does_not_wait_for_a_stalled_download(server: Running) -> None:
