@@ -173,6 +173,10 @@ class DataChannelSecurity:
     match_client_address_for_pasv: bool = True
 
 
+#: ``maxBandwidth``'s default, IIS's: no cap.
+UNLIMITED_BANDWIDTH = 4294967295
+
+
 @dataclass(frozen=True)
 class ConnectionSettings:
     unauthenticated_timeout: float = 30.0
@@ -182,7 +186,7 @@ class ConnectionSettings:
     reset_on_max_connections: bool = False
     server_listen_backlog: int = 60
     min_bytes_per_second: int = 240
-    max_bandwidth: int = 4294967295  # bytes per second for the site; 4294967295 = unlimited
+    max_bandwidth: int = UNLIMITED_BANDWIDTH  # bytes per second for the site
 
 
 @dataclass(frozen=True)

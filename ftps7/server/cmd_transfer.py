@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from ftps7 import logfilter
 from ftps7.config.model import ConnectionSettings, ShowFlags
 from ftps7.core import listing, paths, tlspolicy
+from ftps7.core.bandwidth import Bandwidth
 from ftps7.core.replies import FTPError, R, Reply, format_reply, framed_reply
 from ftps7.server import addresses
 from ftps7.server.datachannel import DataConnection, PassiveListener, connect_active
@@ -86,6 +87,12 @@ class Transfer:
             return self.receiver.bytes_received
         return 0
 
+    @property
+    def throttled(self) -> float:
+        """Seconds this transfer has waited for the site's maxBandwidth."""
+        mover = self.sender if self.sender is not None else self.receiver
+        return mover.throttled if mover is not None else 0.0
+
     def describe(self) -> str:
         return f"{self.command} {self.path}: {self.count} bytes transferred"
 
@@ -121,21 +128,24 @@ class Transfer:
         window = timeout if timeout > 0 else (RATE_WINDOW if min_rate > 0 else 0)
         if window <= 0:
             return
-        floor = min_rate * window
         previous = 0
+        previous_throttled = 0.0
 
         def check() -> None:
-            nonlocal previous
+            nonlocal previous, previous_throttled
             if self.aborted:
                 return
-            count = self.count
-            if timeout > 0 and count == self._last_count:
+            count, throttled = self.count, self.throttled
+            if timeout > 0 and count == self._last_count and throttled == previous_throttled:
                 self.abort("data channel timeout")
                 return
-            if count - previous < floor:
+            # Time spent waiting for the site's own maxBandwidth is not the client's.
+            own = window - (throttled - previous_throttled)
+            if own > 0 and count - previous < min_rate * own:
                 self.abort(f"below minBytesPerSecond: {count - previous} bytes in {window:g} s")
                 return
             self._last_count = previous = count
+            previous_throttled = throttled
             self._watchdog = self.session.server.clock.callLater(window, check)
 
         self._watchdog = self.session.server.clock.callLater(window, check)
@@ -146,6 +156,11 @@ class Transfer:
 
 
 class TransferCommands:
+    def bandwidth(self: FTPSession) -> Bandwidth | None:
+        """The logged-on site's maxBandwidth bucket, if the site has a cap."""
+        site = self.state.site
+        return self.server.bandwidths.get(site.name) if site is not None else None
+
     # ------------------------------------------------------------ parameters
     def ftp_TYPE(self: FTPSession, argument: str) -> Reply:
         words = argument.upper().split()
@@ -403,6 +418,15 @@ class TransferCommands:
                     reply = format_reply(R.LOCAL_ERROR)
             finally:
                 transfer.stop_watching()
+                if transfer.throttled:
+                    log.info(
+                        "session {session}: {command} {path} waited {seconds:.1f} s"
+                        " for the site's maxBandwidth",
+                        session=self.session_id,
+                        command=command,
+                        path=path,
+                        seconds=transfer.throttled,
+                    )
                 if self.transfer is transfer:
                     self.transfer = None
                 if transfer.connection is not None:
@@ -454,6 +478,7 @@ class TransferCommands:
                     connection,
                     ascii=self.state.params.type_ascii,
                     timeout=self.site_settings().connections.data_channel_timeout,
+                    bandwidth=self.bandwidth(),
                 )
                 transfer.sender = sender
                 log.debug(
@@ -503,6 +528,7 @@ class TransferCommands:
                     connection,
                     ascii=self.state.params.type_ascii,
                     timeout=self.site_settings().connections.data_channel_timeout,
+                    bandwidth=self.bandwidth(),
                 )
                 transfer.receiver = receiver
                 log.debug(
@@ -682,6 +708,10 @@ class TransferCommands:
             await self._secure(transfer, connection)
             payload: bytes = await encoded
             connection.transport.write(payload)  # type: ignore[union-attr]
+            bandwidth = self.bandwidth()
+            if bandwidth is not None:
+                # Sent in one piece; the site's next transfers pay the debt off.
+                bandwidth.charge(len(payload))
             self.state.bytes_sent += len(payload)
             reply = await self._finish_send(transfer, connection)
             if (

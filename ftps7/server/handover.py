@@ -37,6 +37,8 @@ from OpenSSL import SSL
 from twisted.internet import defer
 from twisted.python.threadpool import ThreadPool
 
+from ftps7.core.bandwidth import Bandwidth
+
 #: Plaintext per round: 1 MiB halves the per-round overhead of 256 KiB and
 #: is still well under a millisecond of work.
 BULK_CHUNK = 1 << 20
@@ -105,7 +107,14 @@ class ThreadedTransfer:
 
     threaded = True
 
-    def __init__(self, pool: ThreadPool, reactor: Any, connection: Any, timeout: float) -> None:
+    def __init__(
+        self,
+        pool: ThreadPool,
+        reactor: Any,
+        connection: Any,
+        timeout: float,
+        bandwidth: Bandwidth | None = None,
+    ) -> None:
         self.pool = pool
         self.reactor = reactor
         self.connection = connection
@@ -121,10 +130,29 @@ class ThreadedTransfer:
         self._socket: socket.socket = self._transport.socket
         self._tls: SSL.Connection | None = connection.tls_connection() if connection.tls else None
         self._running = False
+        # The site's maxBandwidth, if it has one: the thread moves `chunk`
+        # bytes at a time and waits after each as the bucket says (`_pace`).
+        self.bandwidth = bandwidth
+        self.chunk = BULK_CHUNK if bandwidth is None else bandwidth.chunk(BULK_CHUNK)
+        # Seconds spent waiting for the cap (read by the watchdog, which does
+        # not count them against the client's minBytesPerSecond).
+        self.throttled = 0.0
 
     @property
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
+
+    def _pace(self, count: int) -> None:
+        """In the thread: charge ``count`` bytes to the site's cap and wait if it says so.
+
+        The wait is on the cancel flag, so ABOR, a timeout or shutdown end it at once.
+        """
+        if self.bandwidth is None:
+            return
+        delay = self.bandwidth.charge(count)
+        if delay > 0:
+            self.throttled += delay
+            self._cancelled.wait(delay)
 
     def _lend(self) -> None:
         """Take the socket away from the reactor and run the transfer in the pool."""

@@ -13,9 +13,6 @@ from ftps7.server.state import ServerState
 
 log = Logger(observer=logfilter.observer)
 
-UNLIMITED = 4294967295
-
-
 def prepare(state: ServerState) -> None:
     """Create the example certificate if asked to, and log configuration warnings."""
     config = state.config
@@ -55,9 +52,6 @@ def _not_enforced(config: ServerConfig) -> list[str]:
     warnings = []
     if config.ftps7.proxy_protocol.enabled:
         warnings.append("<proxyProtocol enabled> is not implemented yet: PROXY headers are refused")
-    for site in config.sites:
-        if site.ftp_server.connections.max_bandwidth != UNLIMITED:
-            warnings.append(f"site {site.name!r}: connections maxBandwidth is not enforced yet")
     return warnings
 
 

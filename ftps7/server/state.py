@@ -25,8 +25,9 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from ftps7 import __version__, logfilter
-from ftps7.config.model import ClientCertificatePolicy, ServerConfig, Site
+from ftps7.config.model import UNLIMITED_BANDWIDTH, ClientCertificatePolicy, ServerConfig, Site
 from ftps7.core.authz import Authorizer
+from ftps7.core.bandwidth import Bandwidth
 from ftps7.core.replies import R
 from ftps7.server.realm import IFTPSiteShell, SiteRealm
 from ftps7.server.w3clog import SiteLogs
@@ -186,13 +187,27 @@ class ServerState:
 
         self.crl_cache = CrlCache(self.store.crl_dir, reactor, HttpCrlFetcher(reactor))
         self.portals: dict[str, Portal] = {site.name: self._portal(site) for site in config.sites}
+        # maxBandwidth: one bucket per capped site, shared by its transfers in
+        # this process; workers split the cap evenly.
+        workers = max(1, config.ftps7.process.workers)
+        self.bandwidths: dict[str, Bandwidth] = {
+            site.name: Bandwidth(max(1, cap // workers))
+            for site in config.sites
+            if (cap := site.ftp_server.connections.max_bandwidth) != UNLIMITED_BANDWIDTH
+        }
 
     # --------------------------------------------------------------- threads
     def run_io(self, function: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
         return deferToThreadPool(self.reactor, self.io_pool, function, *args)
 
     def file_sender(
-        self, source: Any, connection: DataConnection, *, ascii: bool, timeout: float
+        self,
+        source: Any,
+        connection: DataConnection,
+        *,
+        ascii: bool,
+        timeout: float,
+        bandwidth: Bandwidth | None = None,
     ) -> FileSender | ThreadedSender:
         """The sender for a download: a pool thread when one is free, else the reactor.
 
@@ -205,13 +220,29 @@ class ServerState:
 
         pool = self._lendable_pool(connection)
         if pool is None:
-            return FileSender(self.run_io, source, connection.transport, ascii)
+            return FileSender(
+                self.run_io, source, connection.transport, ascii, bandwidth, self.clock
+            )
         return self._counted(
-            ThreadedSender(pool, self.reactor, source, connection, ascii=ascii, timeout=timeout)
+            ThreadedSender(
+                pool,
+                self.reactor,
+                source,
+                connection,
+                ascii=ascii,
+                timeout=timeout,
+                bandwidth=bandwidth,
+            )
         )
 
     def file_receiver(
-        self, target: Any, connection: DataConnection, *, ascii: bool, timeout: float
+        self,
+        target: Any,
+        connection: DataConnection,
+        *,
+        ascii: bool,
+        timeout: float,
+        bandwidth: Bandwidth | None = None,
     ) -> FileReceiver | ThreadedReceiver:
         """The receiver for an upload: a pool thread when one is free, else the reactor."""
         from ftps7.server.threadrecv import ThreadedReceiver
@@ -219,9 +250,19 @@ class ServerState:
 
         pool = self._lendable_pool(connection)
         if pool is None:
-            return FileReceiver(self.run_io, target, connection.transport, ascii)
+            return FileReceiver(
+                self.run_io, target, connection.transport, ascii, bandwidth, self.clock
+            )
         return self._counted(
-            ThreadedReceiver(pool, self.reactor, target, connection, ascii=ascii, timeout=timeout)
+            ThreadedReceiver(
+                pool,
+                self.reactor,
+                target,
+                connection,
+                ascii=ascii,
+                timeout=timeout,
+                bandwidth=bandwidth,
+            )
         )
 
     def _lendable_pool(self, connection: DataConnection) -> ThreadPool | None:

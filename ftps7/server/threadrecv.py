@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from ftps7 import logfilter
+from ftps7.core.bandwidth import Bandwidth
 from ftps7.server.handover import BULK_CHUNK, CIPHER_CHUNK, ThreadedTransfer
 from ftps7.server.transfers import FromAscii, Writable
 
@@ -56,8 +57,9 @@ class ThreadedReceiver(ThreadedTransfer):
         *,
         ascii: bool,
         timeout: float,
+        bandwidth: Bandwidth | None = None,
     ) -> None:
-        super().__init__(pool, reactor, connection, timeout)
+        super().__init__(pool, reactor, connection, timeout, bandwidth)
         self.target = target
         self.converter = FromAscii() if ascii else None
         self.bytes_received = 0
@@ -127,7 +129,7 @@ class ThreadedReceiver(ThreadedTransfer):
         view = memoryview(buffer)
         while not self.cancelled:
             try:
-                count = sock.recv_into(buffer)
+                count = sock.recv_into(buffer, self.chunk)
             except OSError:
                 return False  # reset or timed out
             if count == 0:
@@ -137,6 +139,7 @@ class ThreadedReceiver(ThreadedTransfer):
                 return True  # FIN: a clean end on a clear connection
             self._count(count)
             self._write(view[:count])
+            self._pace(count)
         return False
 
     def _receive_tls(self, sock: socket.socket, tls: SSL.Connection) -> bool:
@@ -151,7 +154,7 @@ class ThreadedReceiver(ThreadedTransfer):
         try:
             while not self.cancelled:
                 try:
-                    count = sock.recv_into(cipher)
+                    count = sock.recv_into(cipher, self.chunk)
                 except OSError:
                     count = -1  # reset or timed out
                 if count <= 0:
@@ -182,6 +185,7 @@ class ThreadedReceiver(ThreadedTransfer):
                     return False  # a TLS error: truncated or forged
                 # What OpenSSL writes meanwhile (the tickets, a KeyUpdate reply)
                 # stays in its BIO until our close_notify (`datatls`).
+                self._pace(count)
             if filled:
                 self._write(plain_view[:filled])
             return False

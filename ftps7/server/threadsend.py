@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from ftps7 import logfilter
+from ftps7.core.bandwidth import Bandwidth
 from ftps7.server.handover import (
     BULK_CHUNK,
     CIPHER_CHUNK,
@@ -57,8 +58,9 @@ class ThreadedSender(ThreadedTransfer):
         *,
         ascii: bool,
         timeout: float,
+        bandwidth: Bandwidth | None = None,
     ) -> None:
-        super().__init__(pool, reactor, connection, timeout)
+        super().__init__(pool, reactor, connection, timeout, bandwidth)
         self.source = source
         self.ascii = ascii
         self.bytes_sent = 0
@@ -88,7 +90,7 @@ class ThreadedSender(ThreadedTransfer):
             fd = source.fileno()
             while not self.cancelled:
                 try:
-                    sent = os.sendfile(sock.fileno(), fd, offset, BULK_CHUNK)
+                    sent = os.sendfile(sock.fileno(), fd, offset, self.chunk)
                 except BlockingIOError:
                     # A socket timeout makes the fd non-blocking; wait for room.
                     wait_writable(sock, self.timeout)
@@ -97,16 +99,18 @@ class ThreadedSender(ThreadedTransfer):
                     return
                 offset += sent
                 self.bytes_sent += sent
+                self._pace(sent)
             return
         previous_cr = False
         while not self.cancelled:
-            chunk = source.read(BULK_CHUNK)
+            chunk = source.read(self.chunk)
             if not chunk:
                 return
             if self.ascii:
                 chunk, previous_cr = to_ascii(chunk, previous_cr)
             sock.sendall(chunk)
             self.bytes_sent += len(chunk)
+            self._pace(len(chunk))
 
     def _send_tls(self, sock: socket.socket, tls: SSL.Connection) -> None:
         source: Any = self.source
@@ -120,12 +124,12 @@ class ThreadedSender(ThreadedTransfer):
         readinto = None if self.ascii else getattr(source, "readinto", None)
         while not self.cancelled:
             if readinto is not None:
-                count = readinto(plain)
+                count = readinto(plain_view[: self.chunk])
                 if not count:
                     return
                 tls.sendall(plain_view[:count])
             else:
-                chunk = source.read(BULK_CHUNK)
+                chunk = source.read(self.chunk)
                 if not chunk:
                     return
                 if self.ascii:
@@ -135,6 +139,7 @@ class ThreadedSender(ThreadedTransfer):
             while (produced := _lib.BIO_read(outgoing, cipher_pointer, CIPHER_CHUNK)) > 0:
                 sock.sendall(cipher_view[:produced])
             self.bytes_sent += count
+            self._pace(count)
 
     # -- back on the reactor
     def _hand_back(self, ok: bool, result: Any) -> None:

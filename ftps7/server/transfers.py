@@ -18,9 +18,11 @@ from typing import Any
 from typing import Protocol as TypingProtocol
 
 from twisted.internet import defer, error
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.python.failure import Failure
 from zope.interface import implementer
+
+from ftps7.core.bandwidth import Bandwidth
 
 CHUNK = 256 * 1024
 HIGH_WATER = 4 * CHUNK * 4
@@ -76,11 +78,26 @@ class FileSender:
 
     threaded = False  # the reactor moves the chunks (server/threadsend.py: the threaded sender)
 
-    def __init__(self, run: RunInPool, source: Readable, transport: Any, ascii: bool) -> None:
+    def __init__(
+        self,
+        run: RunInPool,
+        source: Readable,
+        transport: Any,
+        ascii: bool,
+        bandwidth: Bandwidth | None = None,
+        clock: IReactorTime | None = None,
+    ) -> None:
         self.run = run
         self.source = source
         self.transport = transport
         self.ascii = ascii
+        # The site's maxBandwidth: smaller reads, and a pause after a chunk
+        # whenever the bucket says so (seconds paused in ``throttled``).
+        self.bandwidth = bandwidth
+        self.clock = clock
+        self.chunk = CHUNK if bandwidth is None else bandwidth.chunk(CHUNK)
+        self.throttled = 0.0
+        self._capped: Any = None  # the DelayedCall that ends a pause for the cap
         self.bytes_sent = 0
         self.done: defer.Deferred[int] = defer.Deferred()
         self._paused = False
@@ -97,7 +114,7 @@ class FileSender:
     def _read_ahead(self) -> None:
         if self._next is not None or self._stopped:
             return
-        self._next = self.run(self.source.read, CHUNK)
+        self._next = self.run(self.source.read, self.chunk)
         self._next.addCallbacks(self._got_chunk, self._failed)
 
     def _got_chunk(self, chunk: bytes) -> None:
@@ -108,7 +125,12 @@ class FileSender:
         self._pump()
 
     def _pump(self) -> None:
-        while not self._paused and not self._stopped and self._ready is not None:
+        while (
+            not self._paused
+            and not self._stopped
+            and self._capped is None
+            and self._ready is not None
+        ):
             chunk, self._ready = self._ready, None
             if not chunk:
                 self._finish()
@@ -117,10 +139,23 @@ class FileSender:
                 chunk, self._cr = to_ascii(chunk, self._cr)
             self.bytes_sent += len(chunk)
             self.transport.write(chunk)
+            self._pace(len(chunk))
             # Read the next chunk while this one is encrypted and sent; after
             # the write, so chunks go out in order even if the read completes
             # at once.
             self._read_ahead()
+
+    def _pace(self, count: int) -> None:
+        if self.bandwidth is None or self.clock is None:
+            return
+        delay = self.bandwidth.charge(count)
+        if delay > 0:
+            self.throttled += delay
+            self._capped = self.clock.callLater(delay, self._uncap)
+
+    def _uncap(self) -> None:
+        self._capped = None
+        self._pump()
 
     def _finish(self) -> None:
         self._stopped = True
@@ -151,6 +186,9 @@ class FileSender:
         if self._stopped:
             return
         self._stopped = True
+        if self._capped is not None and self._capped.active():
+            self._capped.cancel()
+        self._capped = None
         if not self.done.called:
             self.done.errback(Failure(error.ConnectionLost("data connection lost")))
 
@@ -165,10 +203,24 @@ class FileReceiver:
 
     threaded = False  # server/threadrecv.py: the threaded receiver
 
-    def __init__(self, run: RunInPool, target: Writable, transport: Any, ascii: bool) -> None:
+    def __init__(
+        self,
+        run: RunInPool,
+        target: Writable,
+        transport: Any,
+        ascii: bool,
+        bandwidth: Bandwidth | None = None,
+        clock: IReactorTime | None = None,
+    ) -> None:
         self.run = run
         self.target = target
         self.transport = transport
+        # The site's maxBandwidth: the connection stops being read while the
+        # bucket is in debt (seconds in ``throttled``).
+        self.bandwidth = bandwidth
+        self.clock = clock
+        self.throttled = 0.0
+        self._capped: Any = None
         self.converter = FromAscii() if ascii else None
         self.bytes_received = 0
         self._buffer: list[bytes] = []
@@ -205,6 +257,13 @@ class FileReceiver:
         if self.error is not None:
             return
         self.bytes_received += len(data)
+        if self.bandwidth is not None and self.clock is not None:
+            delay = self.bandwidth.charge(len(data))
+            if delay > 0 and self._capped is None:
+                self.throttled += delay
+                self._capped = self.clock.callLater(delay, self._uncap)
+                if not self._paused:
+                    self.transport.pauseProducing()
         if self.converter is not None:
             data = self.converter.convert(data)
         self._buffer.append(data)
@@ -221,7 +280,8 @@ class FileReceiver:
         self._in_flight += len(block)
         if self._in_flight > HIGH_WATER and not self._paused:
             self._paused = True
-            self.transport.pauseProducing()
+            if self._capped is None:
+                self.transport.pauseProducing()
 
         def write(_: object) -> defer.Deferred[None]:
             if self.error is not None:
@@ -232,7 +292,8 @@ class FileReceiver:
             self._in_flight -= len(block)
             if self._paused and self._in_flight < LOW_WATER:
                 self._paused = False
-                self.transport.resumeProducing()
+                if self._capped is None:
+                    self.transport.resumeProducing()
 
         def failed(failure: Failure) -> None:
             self._in_flight -= len(block)
@@ -242,6 +303,18 @@ class FileReceiver:
 
         self._chain.addCallback(write)
         self._chain.addCallbacks(written, failed)
+
+    def _uncap(self) -> None:
+        self._capped = None
+        # What arrived while paused (the rest of a read) was charged too: the
+        # debt may not be paid off yet.
+        delay = self.bandwidth.charge(0) if self.bandwidth is not None else 0.0
+        if delay > 0 and self.clock is not None:
+            self.throttled += delay
+            self._capped = self.clock.callLater(delay, self._uncap)
+            return
+        if not self._paused:
+            self.transport.resumeProducing()  # a no-op once the connection is gone
 
     def finish(self) -> defer.Deferred[None]:
         """Flush what is buffered; fire when all writes are done (or the first error)."""

@@ -169,7 +169,5 @@ def test_stou_creates_a_unique_file(server: Running) -> None:
 def test_settings_not_enforced_yet_are_announced(start_server) -> None:
     server = start_server(
         ftps7_extra='<proxyProtocol enabled="true" trustedProxies="127.0.0.1" />',
-        extra='<connections maxBandwidth="1000000" />',
     )
     server.process.wait_for_log("proxyProtocol enabled> is not implemented yet")
-    server.process.wait_for_log("maxBandwidth is not enforced yet")

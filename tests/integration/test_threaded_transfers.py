@@ -125,6 +125,36 @@ def assert_thread_is_free_again(server: Running) -> None:
     again.quit()
 
 
+@PATHS
+@pytest.mark.parametrize("prot_p", [True, False], ids=["prot-p", "prot-c"])
+def test_a_sites_max_bandwidth_paces_its_transfers(
+    start_server: Callable[..., Running], prot_p: bool, threads: str
+) -> None:
+    """3 MiB each way under a 2 MB/s cap: exact, and the server says it held them back.
+
+    (No clock in the test: that the cap was applied is the server's log line,
+    which only a transfer that had to wait for the bucket writes.)
+    """
+    data = payload()
+    server = start_server(
+        files={"big.bin": data},
+        data_policy="SslAllow",
+        ftps7_extra=threads,
+        extra='<connections maxBandwidth="2000000" />',
+    )
+    client = server.ftps(prot_p=prot_p)
+    out = io.BytesIO()
+    client.retrbinary("RETR big.bin", out.write)
+    assert out.getvalue() == data
+    assert client.storbinary("STOR up.bin", io.BytesIO(data)).startswith("226")
+    assert (server.root / "up.bin").read_bytes() == data
+    client.quit()
+    for command, path in (("RETR", "/big.bin"), ("STOR", "/up.bin")):
+        server.process.wait_for_log(
+            rf"{command} {path} waited \d+\.\d s for the site's maxBandwidth"
+        )
+
+
 def test_abor_while_the_client_stopped_reading(server: Running) -> None:
     client, data = stalled_download(server)
     server.process.wait_for_log(THREADED.format("/big.bin"))

@@ -16,6 +16,7 @@ class _Counter:
 
     def __init__(self) -> None:
         self.bytes_sent = 0
+        self.throttled = 0.0  # seconds waited for the site's maxBandwidth
 
 
 def _transfer(clock: Clock) -> tuple[Transfer, _Counter]:
@@ -90,3 +91,20 @@ def test_without_a_timeout_the_rate_is_checked_every_rate_window() -> None:
     _run(clock, transfer, counter, 0, 600)
     assert transfer.aborted
     assert clock.seconds() == RATE_WINDOW
+
+
+def test_time_spent_waiting_for_the_sites_own_cap_is_not_the_clients() -> None:
+    clock = Clock()
+    transfer, counter = _transfer(clock)
+    transfer.watch(ConnectionSettings(data_channel_timeout=5, min_bytes_per_second=240))
+    for _ in range(60):  # 4 of every 5 seconds waiting for maxBandwidth, 200 bytes a second
+        counter.bytes_sent += 200  # under 240 a second, but 1,000 per second of its own
+        counter.throttled += 0.8
+        clock.advance(1)
+    assert not transfer.aborted
+    for _ in range(20):  # a whole window of waiting, not a byte: not a stall either
+        counter.throttled += 1
+        clock.advance(1)
+    assert not transfer.aborted
+    _run(clock, transfer, counter, 100, 60)  # unthrottled, and slow: the client's fault
+    assert transfer.aborted
