@@ -216,7 +216,9 @@ class TransferCommands:
                 peer=self.peer_host,
             )
 
-        listener = PassiveListener(self.server.reactor, expected, refused)
+        listener = PassiveListener(
+            self.server.reactor, expected, refused, proxy_trust=self.server.proxy_trust
+        )
         low, high = self.server.passive_range()
         try:
             port = listener.listen(self.local_host, low, high)

@@ -41,6 +41,7 @@ from zope.interface import implementer
 from ftps7 import logfilter
 from ftps7.server import datatls
 from ftps7.server.addresses import normalize
+from ftps7.server.proxyprotocol import ProxyTrust
 from ftps7.tls.session import preserve_session
 
 log = Logger(observer=logfilter.observer)
@@ -189,10 +190,14 @@ class PassiveListener:
         reactor: IReactorTCP,
         expected_peer: str | None,
         on_refused: Callable[[str], None] | None = None,
+        proxy_trust: ProxyTrust | None = None,
     ) -> None:
         self.reactor = reactor
         self.expected_peer = expected_peer
         self.on_refused = on_refused
+        # <proxyProtocol>: a data connection from a trusted proxy names the
+        # client in its header, and that is the address checked.
+        self.proxy_trust = proxy_trust
         self.port: IListeningPort | None = None
         self.connection: DataConnection | None = None
         self.accepted: defer.Deferred[DataConnection] = defer.Deferred()
@@ -203,7 +208,9 @@ class PassiveListener:
         The range is tried from a random starting point so ports are not
         predictable, and wraps around once.
         """
-        factory = _PassiveFactory(self)
+        factory: Any = _PassiveFactory(self)
+        if self.proxy_trust is not None:
+            factory = self.proxy_trust.wrap(factory)
         if low == 0 or high == 0:
             candidates = [0]
         else:

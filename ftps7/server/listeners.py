@@ -75,6 +75,8 @@ def listener_services(state: ServerState, endpoints: list[EndpointSites]) -> lis
         if endpoint.implicit:
             factory = ControlTlsFactory(ImplicitCreator(), False, factory)
             factory.noisy = False
+        if state.proxy_trust is not None:  # the header comes first, before any TLS
+            factory = state.proxy_trust.wrap(factory)
         backlog = max(
             (site.ftp_server.connections.server_listen_backlog for site in endpoint.all_sites()),
             default=60,

@@ -48,10 +48,13 @@ def prepare(state: ServerState) -> None:
 
 
 def _not_enforced(config: ServerConfig) -> list[str]:
-    """Settings the contract defines that this version accepts but does not act on."""
+    """Settings that load but, as configured, cannot do what they are there for."""
     warnings = []
-    if config.ftps7.proxy_protocol.enabled:
-        warnings.append("<proxyProtocol enabled> is not implemented yet: PROXY headers are refused")
+    proxy = config.ftps7.proxy_protocol
+    if proxy.enabled and not proxy.trusted_proxies:
+        warnings.append(
+            "<proxyProtocol enabled> without trustedProxies: no peer may send a PROXY header"
+        )
     return warnings
 
 

@@ -29,6 +29,7 @@ from ftps7.config.model import UNLIMITED_BANDWIDTH, ClientCertificatePolicy, Ser
 from ftps7.core.authz import Authorizer
 from ftps7.core.bandwidth import Bandwidth
 from ftps7.core.replies import R
+from ftps7.server.proxyprotocol import ProxyTrust
 from ftps7.server.realm import IFTPSiteShell, SiteRealm
 from ftps7.server.w3clog import SiteLogs
 
@@ -187,6 +188,10 @@ class ServerState:
 
         self.crl_cache = CrlCache(self.store.crl_dir, reactor, HttpCrlFetcher(reactor))
         self.portals: dict[str, Portal] = {site.name: self._portal(site) for site in config.sites}
+        proxy = config.ftps7.proxy_protocol
+        self.proxy_trust: ProxyTrust | None = (
+            ProxyTrust(proxy.trusted_proxies, reactor) if proxy.enabled else None
+        )
         # maxBandwidth: one bucket per capped site, shared by its transfers in
         # this process; workers split the cap evenly.
         workers = max(1, config.ftps7.process.workers)

@@ -166,8 +166,8 @@ def test_stou_creates_a_unique_file(server: Running) -> None:
     client.quit()
 
 
-def test_settings_not_enforced_yet_are_announced(start_server) -> None:
-    server = start_server(
-        ftps7_extra='<proxyProtocol enabled="true" trustedProxies="127.0.0.1" />',
+def test_a_proxy_protocol_that_trusts_nobody_is_announced(start_server) -> None:
+    server = start_server(ftps7_extra='<proxyProtocol enabled="true" />')
+    server.process.wait_for_log(
+        "proxyProtocol enabled> without trustedProxies: no peer may send a PROXY header"
     )
-    server.process.wait_for_log("proxyProtocol enabled> is not implemented yet")
