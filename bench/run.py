@@ -379,26 +379,27 @@ class Bench:
         common = Common(self.workdir, root, USER, password, args.server_cpu)
         base = args.base_port
         self.password = password
-        made: dict[str, Server] = {
-            "ftps7": Ftps7(
+        # Built only when selected: vsftpd's binary exists only if vsftpd is benched.
+        makers: dict[str, Callable[[], Server]] = {
+            "ftps7": lambda: Ftps7(
                 "ftps7", base, (base + 10, base + 109), common,
                 python=ftps7_python,
                 certificates=[self.certificates[args.cert],
                               *(c for k, c in self.certificates.items() if k != args.cert)],
                 credentials_cache=not args.no_credentials_cache,
             ),
-            "pyftpdlib": Pyftpdlib(
+            "pyftpdlib": lambda: Pyftpdlib(
                 "pyftpdlib", base + 1, (base + 110, base + 209), common,
                 python=self.bench_python, script=BENCH / "pyftpdlib_server.py",
             ),
-            "vsftpd": Vsftpd(
+            "vsftpd": lambda: Vsftpd(
                 "vsftpd", base + 2, (base + 210, base + 309), common,
                 binary=vsftpd_binary,
                 supports_tls13_option=setup_env.vsftpd_has_option(vsftpd_binary, "ssl_tlsv1_3"),
                 extra_options=list(args.vsftpd_option),
             ),
         }  # fmt: skip
-        self.servers = [made[name] for name in report.SERVERS if name in args.servers]
+        self.servers = [makers[name]() for name in report.SERVERS if name in args.servers]
         taken = listening_ports()
         for server in self.servers:
             low, high = server.passive
