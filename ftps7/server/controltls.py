@@ -122,23 +122,38 @@ class ControlTlsFactory(TLSMemoryBIOFactory):
     protocol = ControlTls
 
 
-def start_tls(connection: Any, creator: IOpenSSLServerConnectionCreator) -> None:
-    """``connection.startTLS(creator)`` (server side) with a `ControlTls` layer.
+def insert_server_tls(
+    connection: Any,
+    factory_class: type[TLSMemoryBIOFactory],
+    creator: IOpenSSLServerConnectionCreator,
+    transport: Any,
+) -> None:
+    """Put a server-side TLS layer of ``factory_class`` on a TCP connection.
 
-    What ``twisted.internet._newtls.startTLS`` does: the TLS protocol goes
-    between the TCP connection and the FTP session, the connection's writes
-    go through it from now on (``TLS``), and it provides ``ISSLTransport``.
+    What ``twisted.internet._newtls.startTLS`` does, with our protocol class:
+    the TLS protocol goes between the TCP connection and its protocol, the
+    connection's writes and producers go through it from now on (``TLS``),
+    it provides ``ISSLTransport``, and the TLS layer itself writes to
+    ``transport`` (the connection, or a wrapper that bypasses the layer).
     """
     producer, streaming = connection.producer, connection.streamingProducer
     if producer is not None:
         connection.unregisterProducer()
-    factory = ControlTlsFactory(creator, False, None)  # type: ignore[arg-type]  # as _newtls does
+    factory = factory_class(creator, False, None)  # type: ignore[arg-type]  # as _newtls does
     tls = factory.protocol(factory, connection.protocol, False)
     connection.protocol = tls
     connection.getHandle = tls.getHandle
     connection.getPeerCertificate = tls.getPeerCertificate
     directlyProvides(connection, ISSLTransport)
     connection.TLS = True
-    tls.makeConnection(connection)
+    tls.makeConnection(transport)
     if producer is not None:
         connection.registerProducer(producer, streaming)
+
+
+def start_tls(connection: Any, creator: IOpenSSLServerConnectionCreator) -> None:
+    """``connection.startTLS(creator)`` (server side) with a `ControlTls` layer.
+
+    `ControlTls.makeConnection` wraps the connection itself (`_SendNow`).
+    """
+    insert_server_tls(connection, ControlTlsFactory, creator, connection)

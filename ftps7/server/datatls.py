@@ -33,9 +33,10 @@ from typing import Any
 from OpenSSL import SSL
 from twisted.internet._newtls import _BypassTLS
 from twisted.internet.abstract import FileDescriptor
-from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, ISSLTransport
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
-from zope.interface import directlyProvides
+
+from ftps7.server.controltls import insert_server_tls
 
 
 class DataTls(BufferingTLSTransport):
@@ -83,22 +84,8 @@ class DataTlsFactory(TLSMemoryBIOFactory):
 def start_tls(connection: Any, creator: IOpenSSLServerConnectionCreator) -> None:
     """Put a server-side `DataTls` layer on a TCP connection, accepted or connected.
 
-    ``twisted.internet._newtls.startTLS`` with our protocol class: the TLS
-    protocol goes between the TCP connection and the data connection, the
-    connection's writes and producers go through it (``TLS``), and its own
-    encrypted bytes reach the socket through ``_BypassTLS``. Always the
-    server of the handshake, whatever way the TCP connection was made.
+    Always the server of the handshake, whatever way the TCP connection was
+    made; the layer's own encrypted bytes reach the socket through
+    ``_BypassTLS``, as in ``twisted.internet._newtls.startTLS``.
     """
-    producer, streaming = connection.producer, connection.streamingProducer
-    if producer is not None:
-        connection.unregisterProducer()
-    factory = DataTlsFactory(creator, False, None)  # type: ignore[arg-type]  # as _newtls does
-    tls = factory.protocol(factory, connection.protocol, False)
-    connection.protocol = tls
-    connection.getHandle = tls.getHandle
-    connection.getPeerCertificate = tls.getPeerCertificate
-    directlyProvides(connection, ISSLTransport)
-    connection.TLS = True
-    tls.makeConnection(_BypassTLS(FileDescriptor, connection))
-    if producer is not None:
-        connection.registerProducer(producer, streaming)
+    insert_server_tls(connection, DataTlsFactory, creator, _BypassTLS(FileDescriptor, connection))

@@ -7,7 +7,6 @@ choosing, and then speaks FTP (or TLS) as the client would through it.
 
 from __future__ import annotations
 
-import contextlib
 import ftplib
 import socket
 import struct
@@ -16,6 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.integration.conftest import USERS, ReusingFTP_TLS, Running
+from tests.integration.test_site_features import closing_words as everything
 
 pytestmark = pytest.mark.integration
 
@@ -40,15 +40,6 @@ def connect(server: Running, header: bytes, *, port: int | None = None,
     if header:
         sock.sendall(header)
     return sock
-
-
-def everything(sock: socket.socket) -> bytes:
-    """All the server sends until it closes (a reset counts as a close)."""
-    data = b""
-    with contextlib.suppress(ConnectionResetError):
-        while chunk := sock.recv(65536):
-            data += chunk
-    return data
 
 
 def greeting(sock: socket.socket) -> bytes:

@@ -15,28 +15,13 @@ from typing import Any
 import pytest
 from OpenSSL import SSL
 from twisted.internet import tcp
-from twisted.internet.interfaces import IHandshakeListener, ISSLTransport
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.testing import MemoryReactor
-from zope.interface import implementer
 
 from ftps7.server.datatls import DataTls, start_tls
 from ftps7.tls.contexts import ServerConnectionCreator
 from tests.pki import client_context
-from tests.unit.test_controltls import _read, _session_tls
-
-
-@implementer(IHandshakeListener)
-class _Recorder(Protocol):
-    def __init__(self) -> None:
-        self.received = b""
-        self.handshakes = 0
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received += data
-
-    def handshakeCompleted(self) -> None:
-        self.handshakes += 1
+from tests.unit.test_controltls import _read, _Recorder, _session_tls
 
 
 @pytest.fixture
