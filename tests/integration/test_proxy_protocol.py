@@ -8,6 +8,7 @@ choosing, and then speaks FTP (or TLS) as the client would through it.
 from __future__ import annotations
 
 import ftplib
+import random
 import socket
 import struct
 from collections.abc import Callable
@@ -175,3 +176,20 @@ def test_implicit_ftps_reads_the_header_before_the_tls_handshake(
     assert tls.makefile("rb").readline().startswith(b"220")
     tls.close()
     server.process.wait_for_log(r"session \d+ connected from 192\.0\.2\.8:40003 to")
+
+
+def test_random_bytes_from_a_trusted_peer_never_hurt(server: Running) -> None:
+    rng = random.Random(7)
+    for index in range(45):
+        body = rng.randbytes(rng.choice([1, 5, 12, 16, 40, 107, 200, 2000]))
+        start = (b"", V2_SIGNATURE, b"PROXY ", b"PROXY TCP4 ")[index % 4]
+        sock = connect(server, start + body)
+        sock.shutdown(socket.SHUT_WR)  # whatever the reader still waits for never comes
+        answer = everything(sock)
+        sock.close()
+        assert answer == b"" or answer.startswith(b"220"), (index, answer[:80])
+    direct = connect(server, b"", source="127.0.0.2")
+    assert greeting(direct).startswith(b"220")  # still serving
+    direct.close()
+    assert "Traceback" not in server.process.log
+    assert "Unhandled" not in server.process.log
