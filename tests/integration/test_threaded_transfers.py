@@ -155,6 +155,21 @@ def test_a_sites_max_bandwidth_paces_its_transfers(
         )
 
 
+@PATHS
+def test_abor_ends_a_transfer_waiting_for_the_sites_max_bandwidth(
+    start_server: Callable[..., Running], threads: str
+) -> None:
+    """At 20 kB/s a 32 MiB download would take half an hour; ABOR still ends it (no hang)."""
+    server = start_server(ftps7_extra=threads, extra='<connections maxBandwidth="20000" />')
+    client, data = stalled_download(server)  # reads once, then waits for the replies
+    assert client.cmd("ABOR").code == 426
+    assert client.reply().code == 226
+    assert client.cmd("NOOP").code == 200
+    data.close()
+    client.close()
+    server.process.wait_for_log(r"RETR /big\.bin waited \d+\.\d s for the site's maxBandwidth")
+
+
 def test_abor_while_the_client_stopped_reading(server: Running) -> None:
     client, data = stalled_download(server)
     server.process.wait_for_log(THREADED.format("/big.bin"))
