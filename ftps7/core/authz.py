@@ -44,6 +44,8 @@ __all__ = [
     "Authorizer",
     "FilterReason",
     "PathRole",
+    "extension_allowed",
+    "filters_extensions",
     "permission_checks",
     "request_filter_allows",
     "required_permission",
@@ -253,11 +255,23 @@ def request_filter_allows(
     parts = paths.segments(path)
     if any(part.lower() in hidden for part in parts):
         return FilterReason.HIDDEN_SEGMENT
-    if check_extension and parts:
-        extension = _extension(parts[-1])
-        for rule in request_filtering.file_extensions:
-            if rule.extension.lower() == extension:
-                return None if rule.allowed else FilterReason.EXTENSION_DENIED
-        if not request_filtering.file_extensions_allow_unlisted:
-            return FilterReason.EXTENSION_DENIED
+    if check_extension and parts and not extension_allowed(parts[-1], request_filtering):
+        return FilterReason.EXTENSION_DENIED
     return None
+
+
+def filters_extensions(request_filtering: RequestFiltering) -> bool:
+    """Can ``fileExtensions`` refuse anything at all?"""
+    return bool(request_filtering.file_extensions) or not (
+        request_filtering.file_extensions_allow_unlisted
+    )
+
+
+def extension_allowed(name: str, request_filtering: RequestFiltering) -> bool:
+    """Does ``fileExtensions`` allow a file called ``name``? The rule for its
+    extension decides, else ``allowUnlisted``."""
+    extension = _extension(name)
+    for rule in request_filtering.file_extensions:
+        if rule.extension.lower() == extension:
+            return rule.allowed
+    return request_filtering.file_extensions_allow_unlisted

@@ -36,7 +36,12 @@ from twisted.internet import defer
 from ftps7.auth.identity import Identity
 from ftps7.config.model import FileHandling, Permission, RequestFiltering
 from ftps7.core import listing, paths
-from ftps7.core.authz import Authorizer, request_filter_allows
+from ftps7.core.authz import (
+    Authorizer,
+    extension_allowed,
+    filters_extensions,
+    request_filter_allows,
+)
 from ftps7.core.namespace import Resolved, SiteNamespace
 from ftps7.core.replies import FTPError, R
 
@@ -222,10 +227,27 @@ class SiteShell:
         )
 
     def _filter(self, user_path: str) -> None:
+        """Request filtering of a path, all but ``fileExtensions`` (`_filter_extension`)."""
         if any(segment.startswith(PARTIAL_PREFIX) for segment in paths.segments(user_path)):
             raise FTPError(R.FILE_UNAVAILABLE)
-        reason = request_filter_allows(user_path, self.request_filtering)
+        reason = request_filter_allows(user_path, self.request_filtering, check_extension=False)
         if reason is not None:
+            raise FTPError(R.FILE_UNAVAILABLE)
+
+    def _filter_extension(self, user_path: str, real_path: str | None) -> None:
+        """``fileExtensions``, for files: a folder has no extension to allow.
+
+        Without this distinction ``allowUnlisted="false"`` (a list of allowed
+        extensions) would refuse every CWD, listing, MKD and RMD. ``real_path``
+        None: the caller knows the path is a file (or will be one); otherwise
+        an existing directory there passes.
+        """
+        filtering = self.request_filtering
+        if not filters_extensions(filtering):
+            return
+        if real_path is not None and os.path.isdir(real_path):
+            return
+        if not extension_allowed(paths.basename(user_path), filtering):
             raise FTPError(R.FILE_UNAVAILABLE)
 
     def _need(self, user_path: str, permission: Permission) -> None:
@@ -239,11 +261,24 @@ class SiteShell:
             raise FTPError(R.PATH_UNAVAILABLE) from None
 
     def _checked(
-        self, user_path: str, permission: Permission, *, for_create: bool = False
+        self,
+        user_path: str,
+        permission: Permission,
+        *,
+        for_create: bool = False,
+        kind: str = "file",
     ) -> Resolved:
+        """Filtered, permitted and resolved; ``kind``: what the command works on.
+
+        ``"file"`` and ``"any"`` (a file, or a directory already there) are
+        subject to ``fileExtensions``, ``"dir"`` is not.
+        """
         self._filter(user_path)
         self._need(user_path, permission)
-        return self._resolve(user_path, for_create=for_create)
+        resolved = self._resolve(user_path, for_create=for_create)
+        if kind != "dir":
+            self._filter_extension(user_path, resolved.real_path if kind == "any" else None)
+        return resolved
 
     def _is_virtual_dir(self, user_path: str) -> bool:
         return self.namespace.is_virtual(user_path)
@@ -282,6 +317,7 @@ class SiteShell:
                 except (OSError, FTPError):
                     return listing.directory_entry(name, time.time())
             resolved = self._resolve(user_path)
+            self._filter_extension(user_path, resolved.real_path)
             try:
                 return self._entry(name, resolved)
             except OSError as exc:
@@ -351,6 +387,22 @@ class SiteShell:
         comprehension (an explicit loop cost a fifth more than the calls
         themselves); only symlinks need more (``stat``, then the jail).
         """
+        names, stats = self._read_folder_entries(user_path, real)
+        if not filters_extensions(self.request_filtering):
+            return names, stats
+        # fileExtensions hides files only; a folder has no extension to allow.
+        filtering = self.request_filtering
+        kept = [
+            (name, st)
+            for name, st in zip(names, stats, strict=True)
+            if statmod.S_ISDIR(st.st_mode) or extension_allowed(name, filtering)
+        ]
+        return [name for name, _ in kept], [st for _, st in kept]
+
+    def _read_folder_entries(
+        self, user_path: str, real: str
+    ) -> tuple[list[str], list[os.stat_result]]:
+        """`_read_folder` but for ``fileExtensions``."""
         folder = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             names = self._visible_names(user_path, os.listdir(folder))
@@ -405,16 +457,16 @@ class SiteShell:
         filtering = self.request_filtering
         base = paths.join(user_path)
         prefix = "" if base == "/" else base
-        if filtering.deny_url_sequences or not (
-            filtering.file_extensions_allow_unlisted and not filtering.file_extensions
-        ):
+        if filtering.deny_url_sequences:
             return [
                 name
                 for name in names
-                if request_filter_allows(f"{prefix}/{name}", filtering) is None
+                if request_filter_allows(f"{prefix}/{name}", filtering, check_extension=False)
+                is None
             ]
         # Otherwise only the name's own segment and the length of "<base>/<name>"
         # can fail request filtering: the folder itself passed it (`_filter`).
+        # (fileExtensions needs to know files from folders: `_read_folder`.)
         hidden = {segment.lower() for segment in filtering.hidden_segments}
         if hidden:
             names = [name for name in names if name.lower() not in hidden]
@@ -436,7 +488,7 @@ class SiteShell:
     # ----------------------------------------------------- file management
     def make_directory(self, user_path: str) -> defer.Deferred[None]:
         def work() -> None:
-            resolved = self._checked(user_path, Permission.WRITE, for_create=True)
+            resolved = self._checked(user_path, Permission.WRITE, for_create=True, kind="dir")
             try:
                 os.mkdir(resolved.real_path)
             except OSError as exc:
@@ -448,7 +500,7 @@ class SiteShell:
         def work() -> None:
             if self._is_virtual_dir(user_path) or user_path == "/":
                 raise FTPError(R.ACCESS_DENIED)
-            resolved = self._checked(user_path, Permission.WRITE, for_create=True)
+            resolved = self._checked(user_path, Permission.WRITE, for_create=True, kind="dir")
             if os.path.islink(resolved.real_path):
                 raise FTPError(R.NOT_A_DIRECTORY)
             try:
@@ -475,7 +527,7 @@ class SiteShell:
         def work() -> None:
             if self._is_virtual_dir(user_path) or user_path == "/":
                 raise FTPError(R.ACCESS_DENIED)
-            resolved = self._checked(user_path, Permission.WRITE, for_create=True)
+            resolved = self._checked(user_path, Permission.WRITE, for_create=True, kind="any")
             if not os.path.lexists(resolved.real_path):
                 raise FTPError(R.FILE_UNAVAILABLE)
 
@@ -485,8 +537,12 @@ class SiteShell:
         def work() -> None:
             if self._is_virtual_dir(source) or self._is_virtual_dir(target):
                 raise FTPError(R.ACCESS_DENIED)
-            src = self._checked(source, Permission.WRITE, for_create=True)
-            dst = self._checked(target, Permission.WRITE, for_create=True)
+            src = self._checked(source, Permission.WRITE, for_create=True, kind="any")
+            # A folder keeps being a folder; a file's new name must be allowed too.
+            moves_folder = os.path.isdir(src.real_path) and not os.path.islink(src.real_path)
+            dst = self._checked(
+                target, Permission.WRITE, for_create=True, kind="dir" if moves_folder else "file"
+            )
             if not os.path.lexists(src.real_path):
                 raise FTPError(R.FILE_UNAVAILABLE)
             if os.path.lexists(dst.real_path) and not self.file_handling.allow_replace_on_rename:
@@ -570,7 +626,7 @@ class SiteShell:
         """A name in ``directory`` that does not exist yet (STOU, RFC 1123 §4.1.2.9)."""
 
         def work() -> str:
-            resolved = self._checked(directory, Permission.WRITE)
+            resolved = self._checked(directory, Permission.WRITE, kind="dir")
             base = hint or "ftps7"
             for _ in range(100):
                 name = f"{base}.{secrets.token_hex(4)}"

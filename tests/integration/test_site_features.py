@@ -590,3 +590,31 @@ def test_third_party_checker_from_auth_option(
         client.close()
     server.ftps().quit()
     assert "carol-pw" not in server.process.log
+
+
+def test_allowed_file_extensions_leave_folders_usable(
+    start_server: Callable[..., Running],
+) -> None:
+    """IIS's whitelist form of fileExtensions restricts files, not folders."""
+    server = start_server(
+        files={"hello.txt": b"hi\n", "tool.exe": b"MZ", "docs/in.txt": b"in\n"},
+        system_ftp=(
+            '<security><requestFiltering><fileExtensions allowUnlisted="false">'
+            '<add fileExtension=".txt" allowed="true" />'
+            "</fileExtensions></requestFiltering></security>"
+        ),
+    )
+    client = server.ftps()
+    assert sorted(name for name, _ in client.mlsd()) == [".", "docs", "hello.txt"]
+    assert client.cwd("docs").startswith("250")
+    assert client.nlst() == ["in.txt"]
+    client.cwd("/")
+    assert client.mkd("new") == "/new"
+    client.rmd("new")
+    with pytest.raises(ftplib.error_perm, match="^550"):
+        client.retrbinary("RETR tool.exe", io.BytesIO().write)
+    with pytest.raises(ftplib.error_perm, match="^550"):
+        client.storbinary("STOR up.exe", io.BytesIO(b"x"))
+    with pytest.raises(ftplib.error_perm, match="^550"):
+        client.rename("hello.txt", "hello.exe")
+    client.quit()

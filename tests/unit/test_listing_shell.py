@@ -158,6 +158,43 @@ def test_unlisted_extensions_are_left_out(tmp_path: Path) -> None:
     assert names(read(make_shell(tmp_path, filtering=filtering), "/")) == ["B.TXT", "a.txt"]
 
 
+def _outcome(deferred: defer.Deferred[Any]) -> Any:
+    """The result of a shell call run synchronously (``run_now``), or its FTPError."""
+    box: list[Any] = []
+    deferred.addBoth(box.append)
+    (value,) = box
+    if hasattr(value, "trap"):
+        return value.trap(FTPError) and value.value
+    return value
+
+
+def test_allowed_extensions_restrict_files_only(tmp_path: Path) -> None:
+    """With a list of allowed extensions, folders stay visible and usable."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "sub.d").mkdir()  # a folder whose name looks like it has an extension
+    (tmp_path / "docs" / "in.txt").write_bytes(b"")
+    (tmp_path / "a.txt").write_bytes(b"a")
+    (tmp_path / "c.exe").write_bytes(b"c")
+    filtering = RequestFiltering(
+        file_extensions_allow_unlisted=False, file_extensions=(FileExtensionRule(".txt", True),)
+    )
+    shell = make_shell(tmp_path, filtering=filtering)
+    assert names(read(shell, "/")) == ["a.txt", "docs", "sub.d"]
+    assert names(read(shell, "/docs")) == ["in.txt"]
+    assert _outcome(shell.change_directory("/sub.d")) == "/sub.d"
+    assert _outcome(shell.stat("/docs")).is_dir
+    assert _outcome(shell.make_directory("/new")) is None
+    assert _outcome(shell.remove_directory("/new")) is None
+    assert _outcome(shell.rename("/docs", "/papers")) is None  # a folder keeps no extension
+    denied = R.FILE_UNAVAILABLE
+    assert _outcome(shell.stat("/c.exe")).reply is denied
+    assert _outcome(shell.open_for_reading("/c.exe", 0)).reply is denied
+    assert _outcome(shell.open_for_writing("/d.exe")).reply is denied
+    assert _outcome(shell.rename("/a.txt", "/a.exe")).reply is denied  # no way around it
+    assert _outcome(shell.check_rename_source("/c.exe")).reply is denied
+    assert (tmp_path / "a.txt").exists() and (tmp_path / "papers").is_dir()
+
+
 def test_a_long_name_is_left_out_only_when_the_path_is_too_long(tmp_path: Path) -> None:
     (tmp_path / ("é" * 100)).write_bytes(b"")  # 100 characters, 200 bytes
     (tmp_path / ("e" * 150)).write_bytes(b"")
