@@ -26,6 +26,19 @@ def normalize(host: str) -> str:
     return str(address)
 
 
+def is_local(peer: str, local: str) -> bool:
+    """Is the client on this machine: a loopback address, or the address it reached us on?
+
+    IIS's notion of a "local" client for ``allowLocalDetailedErrors``.
+    """
+    if peer == local:
+        return True
+    try:
+        return ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        return False
+
+
 def family(host: str) -> int:
     """RFC 2428 network protocol number: 1 for IPv4, 2 for IPv6."""
     return 2 if ":" in normalize(host) else 1

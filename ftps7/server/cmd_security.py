@@ -34,7 +34,10 @@ class SecurityCommands:
             raise FTPError(R.BAD_SEQUENCE)
         session_tls = self.session_tls()
         if session_tls is None:
-            # IIS's multi-line refusal, as FileZilla shows it (seeds/ftp75-host-header-and-ssl.txt).
+            if not self.detailed_errors():
+                raise FTPError(R.TLS_NOT_CONFIGURED)
+            # IIS's multi-line refusal, as FileZilla on the server itself shows
+            # it (seeds/ftp75-host-header-and-ssl.txt).
             self.send(
                 framed_reply(
                     R.TLS_NOT_CONFIGURED,

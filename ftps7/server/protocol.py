@@ -39,7 +39,7 @@ from ftps7.core.commands import Arg
 from ftps7.core.lines import Line, LineParser, TooLong, split_command
 from ftps7.core.replies import FTPError, R, Reply, format_reply, message_reply, render
 from ftps7.server import clientcerts, w3clog
-from ftps7.server.addresses import normalize
+from ftps7.server.addresses import is_local, normalize
 from ftps7.server.cmd_access import AccessCommands
 from ftps7.server.cmd_files import FileCommands
 from ftps7.server.cmd_info import InfoCommands
@@ -616,6 +616,13 @@ class FTPSession(
             lines.append(self.server.banner)
         lines.extend(self.message_lines(messages.banner_message))
         return message_reply(R.GREETING, lines, text=self.server.banner)
+
+    def detailed_errors(self) -> bool:
+        """IIS ``allowLocalDetailedErrors``: the detail lines of an error reply
+        (what failed on the server) go only to clients on this machine."""
+        return self.site_settings().messages.allow_local_detailed_errors and is_local(
+            self.peer_host, self.local_host
+        )
 
     def message_lines(self, text: str) -> list[str]:
         if not text:

@@ -391,6 +391,43 @@ def test_without_a_certificate_auth_is_refused(start_server: Callable[..., Runni
     client.close()
 
 
+BRIEF_REFUSAL = b"534 Local policy on server does not allow TLS secure connections.\r\n"
+
+
+def test_the_error_details_go_only_to_local_clients_and_only_if_allowed(
+    start_server: Callable[..., Running],
+) -> None:
+    """IIS allowLocalDetailedErrors: what the server lacks is nobody else's business."""
+    port, quiet_port = free_port(), free_port()
+    sites = [
+        SiteSpec(bindings=[f"ftp:127.0.0.1:{port}:"], control_policy="SslAllow",
+                 data_policy="SslAllow"),
+        SiteSpec(name="Quiet", id=2, bindings=[f"ftp:127.0.0.1:{quiet_port}:"],
+                 control_policy="SslAllow", data_policy="SslAllow",
+                 extra='<messages allowLocalDetailedErrors="false" />'),
+    ]
+    # A client elsewhere, as a trusted load balancer names it (PROXY protocol).
+    server = start_server(
+        sites=sites, ftps7_extra='<proxyProtocol enabled="true" trustedProxies="127.0.0.2" />'
+    )
+    quiet = RawClient(server.host, quiet_port)
+    assert quiet.reply().code == 220
+    assert quiet.cmd("AUTH TLS").raw == BRIEF_REFUSAL
+    quiet.close()
+    remote = socket.create_connection((server.host, port), timeout=20,
+                                      source_address=("127.0.0.2", 0))
+    remote.sendall(b"PROXY TCP4 192.0.2.7 127.0.0.1 40000 21\r\n")
+    reader = remote.makefile("rb")
+    assert reader.readline().startswith(b"220")
+    remote.sendall(b"AUTH TLS\r\n")
+    assert reader.readline() == BRIEF_REFUSAL
+    remote.close()
+    local = RawClient(server.host, port)  # from this machine: the details
+    assert local.reply().code == 220
+    assert local.cmd("AUTH TLS").raw.startswith(b"534-")
+    local.close()
+
+
 @pytest.mark.parametrize("data", ["SslRequire", "SslDeny"])
 def test_implicit_sessions_start_private(start_server: Callable[..., Running],
                                          data: str) -> None:
