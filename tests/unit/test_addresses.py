@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ftps7.server.addresses import family, normalize
+from ftps7.server.addresses import family, is_local, normalize
 
 
 @pytest.mark.parametrize(
@@ -28,3 +28,13 @@ def test_family_follows_the_normalized_address() -> None:
     assert family("::ffff:10.0.0.1") == 1
     assert family("10.0.0.1") == 1
     assert family("::1") == 2
+
+
+def test_local_clients_are_loopback_or_the_servers_own_address() -> None:
+    assert is_local("127.0.0.1", "127.0.0.1")
+    assert is_local("127.0.0.9", "192.0.2.1")  # any loopback address
+    assert is_local("::1", "2001:db8::1")
+    assert is_local("192.0.2.1", "192.0.2.1")  # the server's own address
+    assert not is_local("192.0.2.7", "192.0.2.1")
+    assert not is_local("2001:db8::7", "2001:db8::1")
+    assert not is_local("not an address", "192.0.2.1")
