@@ -31,8 +31,6 @@ V1_PREFIX = b"PROXY "
 V1_MAX = 107
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 V2_FIXED = 16
-#: The longest header either version can have (v2: 16 bytes and a 16-bit length).
-MAX_HEADER = V2_FIXED + 0xFFFF
 
 
 class ProxyHeaderError(ValueError):

@@ -76,7 +76,6 @@ class Transfer:
         self.pending: defer.Deferred[Any] | None = None
         self.sender: FileSender | ThreadedSender | None = None
         self.receiver: FileReceiver | ThreadedReceiver | None = None
-        self._last_count = -1
         self._watchdog: Any = None
 
     @property
@@ -128,7 +127,7 @@ class Transfer:
         window = timeout if timeout > 0 else (RATE_WINDOW if min_rate > 0 else 0)
         if window <= 0:
             return
-        previous = 0
+        previous: int | None = None  # the count at the last check (None: no check yet)
         previous_throttled = 0.0
 
         def check() -> None:
@@ -136,16 +135,17 @@ class Transfer:
             if self.aborted:
                 return
             count, throttled = self.count, self.throttled
-            if timeout > 0 and count == self._last_count and throttled == previous_throttled:
+            stalled = count == previous and throttled == previous_throttled
+            if timeout > 0 and stalled:
                 self.abort("data channel timeout")
                 return
+            moved = count - (previous or 0)
             # Time spent waiting for the site's own maxBandwidth is not the client's.
             own = window - (throttled - previous_throttled)
-            if own > 0 and count - previous < min_rate * own:
-                self.abort(f"below minBytesPerSecond: {count - previous} bytes in {window:g} s")
+            if own > 0 and moved < min_rate * own:
+                self.abort(f"below minBytesPerSecond: {moved} bytes in {window:g} s")
                 return
-            self._last_count = previous = count
-            previous_throttled = throttled
+            previous, previous_throttled = count, throttled
             self._watchdog = self.session.server.clock.callLater(window, check)
 
         self._watchdog = self.session.server.clock.callLater(window, check)

@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from twisted.internet import defer
 
@@ -266,7 +266,7 @@ class SiteShell:
         permission: Permission,
         *,
         for_create: bool = False,
-        kind: str = "file",
+        kind: Literal["file", "dir", "any"] = "file",
     ) -> Resolved:
         """Filtered, permitted and resolved; ``kind``: what the command works on.
 

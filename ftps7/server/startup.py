@@ -29,7 +29,7 @@ def prepare(state: ServerState) -> None:
         )
     for warning in config.warnings:
         log.warn("configuration: {warning}", warning=warning)
-    for warning in _not_enforced(config):
+    for warning in _ineffective_settings(config):
         log.warn("configuration: {warning}", warning=warning)
     try:
         from ftps7.config.report import report_warnings
@@ -47,7 +47,7 @@ def prepare(state: ServerState) -> None:
         pass
 
 
-def _not_enforced(config: ServerConfig) -> list[str]:
+def _ineffective_settings(config: ServerConfig) -> list[str]:
     """Settings that load but, as configured, cannot do what they are there for."""
     warnings = []
     proxy = config.ftps7.proxy_protocol

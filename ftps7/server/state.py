@@ -194,7 +194,7 @@ class ServerState:
         )
         # maxBandwidth: one bucket per capped site, shared by its transfers in
         # this process; workers split the cap evenly.
-        workers = max(1, config.ftps7.process.workers)
+        workers = config.ftps7.process.workers  # 1 or more (schema)
         self.bandwidths: dict[str, Bandwidth] = {
             site.name: Bandwidth(max(1, cap // workers))
             for site in config.sites

@@ -72,8 +72,49 @@ class FromAscii:
         return b""
 
 
+class _Paced:
+    """A reactor-path transfer under its site's ``maxBandwidth`` (`core.bandwidth`).
+
+    `_charge` records the bytes just moved; when the bucket is in debt a
+    DelayedCall (``_capped``) holds the transfer, and `_resumed` runs once the
+    debt is paid off. ``throttled`` sums the pauses (the watchdog does not
+    count them against the client).
+    """
+
+    def __init__(self, bandwidth: Bandwidth | None, clock: IReactorTime | None) -> None:
+        self.bandwidth = bandwidth
+        self.clock = clock
+        self.throttled = 0.0
+        self._capped: Any = None
+
+    def _charge(self, count: int) -> bool:
+        """Charge ``count`` bytes; True when that starts a pause."""
+        if self.bandwidth is None or self.clock is None:
+            return False
+        delay = self.bandwidth.charge(count)  # bytes that arrive during a pause count too
+        if delay <= 0 or self._capped is not None:
+            return False
+        self.throttled += delay
+        self._capped = self.clock.callLater(delay, self._uncap)
+        return True
+
+    def _uncap(self) -> None:
+        self._capped = None
+        # What moved during the pause (the rest of a read) may not be paid off yet.
+        if not self._charge(0):
+            self._resumed()
+
+    def _cancel_pause(self) -> None:
+        if self._capped is not None and self._capped.active():
+            self._capped.cancel()
+        self._capped = None
+
+    def _resumed(self) -> None:
+        raise NotImplementedError
+
+
 @implementer(IPushProducer)
-class FileSender:
+class FileSender(_Paced):
     """Streams a file to a transport, reading in the pool, honouring back-pressure."""
 
     threaded = False  # the reactor moves the chunks (server/threadsend.py: the threaded sender)
@@ -87,17 +128,14 @@ class FileSender:
         bandwidth: Bandwidth | None = None,
         clock: IReactorTime | None = None,
     ) -> None:
+        super().__init__(bandwidth, clock)
         self.run = run
         self.source = source
         self.transport = transport
         self.ascii = ascii
-        # The site's maxBandwidth: smaller reads, and a pause after a chunk
-        # whenever the bucket says so (seconds paused in ``throttled``).
-        self.bandwidth = bandwidth
-        self.clock = clock
+        # Under a site's maxBandwidth: smaller reads, and a pause after a
+        # chunk whenever the bucket says so.
         self.chunk = CHUNK if bandwidth is None else bandwidth.chunk(CHUNK)
-        self.throttled = 0.0
-        self._capped: Any = None  # the DelayedCall that ends a pause for the cap
         self.bytes_sent = 0
         self.done: defer.Deferred[int] = defer.Deferred()
         self._paused = False
@@ -139,22 +177,13 @@ class FileSender:
                 chunk, self._cr = to_ascii(chunk, self._cr)
             self.bytes_sent += len(chunk)
             self.transport.write(chunk)
-            self._pace(len(chunk))
+            self._charge(len(chunk))
             # Read the next chunk while this one is encrypted and sent; after
             # the write, so chunks go out in order even if the read completes
             # at once.
             self._read_ahead()
 
-    def _pace(self, count: int) -> None:
-        if self.bandwidth is None or self.clock is None:
-            return
-        delay = self.bandwidth.charge(count)
-        if delay > 0:
-            self.throttled += delay
-            self._capped = self.clock.callLater(delay, self._uncap)
-
-    def _uncap(self) -> None:
-        self._capped = None
+    def _resumed(self) -> None:
         self._pump()
 
     def _finish(self) -> None:
@@ -186,14 +215,12 @@ class FileSender:
         if self._stopped:
             return
         self._stopped = True
-        if self._capped is not None and self._capped.active():
-            self._capped.cancel()
-        self._capped = None
+        self._cancel_pause()
         if not self.done.called:
             self.done.errback(Failure(error.ConnectionLost("data connection lost")))
 
 
-class FileReceiver:
+class FileReceiver(_Paced):
     """Collects uploaded bytes and writes them in order in the pool.
 
     ``feed`` is called from the reactor with each received chunk; ``finish``
@@ -212,15 +239,12 @@ class FileReceiver:
         bandwidth: Bandwidth | None = None,
         clock: IReactorTime | None = None,
     ) -> None:
+        # Under a site's maxBandwidth the connection is not read while the
+        # bucket is in debt.
+        super().__init__(bandwidth, clock)
         self.run = run
         self.target = target
         self.transport = transport
-        # The site's maxBandwidth: the connection stops being read while the
-        # bucket is in debt (seconds in ``throttled``).
-        self.bandwidth = bandwidth
-        self.clock = clock
-        self.throttled = 0.0
-        self._capped: Any = None
         self.converter = FromAscii() if ascii else None
         self.bytes_received = 0
         self._buffer: list[bytes] = []
@@ -257,13 +281,8 @@ class FileReceiver:
         if self.error is not None:
             return
         self.bytes_received += len(data)
-        if self.bandwidth is not None and self.clock is not None:
-            delay = self.bandwidth.charge(len(data))
-            if delay > 0 and self._capped is None:
-                self.throttled += delay
-                self._capped = self.clock.callLater(delay, self._uncap)
-                if not self._paused:
-                    self.transport.pauseProducing()
+        if self._charge(len(data)) and not self._paused:
+            self.transport.pauseProducing()
         if self.converter is not None:
             data = self.converter.convert(data)
         self._buffer.append(data)
@@ -304,15 +323,7 @@ class FileReceiver:
         self._chain.addCallback(write)
         self._chain.addCallbacks(written, failed)
 
-    def _uncap(self) -> None:
-        self._capped = None
-        # What arrived while paused (the rest of a read) was charged too: the
-        # debt may not be paid off yet.
-        delay = self.bandwidth.charge(0) if self.bandwidth is not None else 0.0
-        if delay > 0 and self.clock is not None:
-            self.throttled += delay
-            self._capped = self.clock.callLater(delay, self._uncap)
-            return
+    def _resumed(self) -> None:
         if not self._paused:
             self.transport.resumeProducing()  # a no-op once the connection is gone
 
