@@ -7,6 +7,7 @@ choosing, and then speaks FTP (or TLS) as the client would through it.
 
 from __future__ import annotations
 
+import contextlib
 import ftplib
 import random
 import socket
@@ -183,8 +184,12 @@ def test_random_bytes_from_a_trusted_peer_never_hurt(server: Running) -> None:
     for index in range(45):
         body = rng.randbytes(rng.choice([1, 5, 12, 16, 40, 107, 200, 2000]))
         start = (b"", V2_SIGNATURE, b"PROXY ", b"PROXY TCP4 ")[index % 4]
-        sock = connect(server, start + body)
-        sock.shutdown(socket.SHUT_WR)  # whatever the reader still waits for never comes
+        sock = connect(server, b"")
+        # The server may reset the connection as soon as the bytes cannot be a
+        # header, before the client is done: that is an accepted end too.
+        with contextlib.suppress(OSError):
+            sock.sendall(start + body)
+            sock.shutdown(socket.SHUT_WR)  # whatever the reader still waits for never comes
         answer = everything(sock)
         sock.close()
         assert answer == b"" or answer.startswith(b"220"), (index, answer[:80])
