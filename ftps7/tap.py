@@ -117,6 +117,7 @@ def makeService(options: Options) -> service.MultiService:
 
     from ftps7.server.handover import cancel_threaded_transfers
     from ftps7.server.monitor import CertificateMonitor
+    from ftps7.server.reload import Reloader
     from ftps7.server.startup import build_listeners, prepare
     from ftps7.server.state import ServerState
     from ftps7.server.workers import WorkerSupervisor, worker_argv, worker_index
@@ -138,10 +139,9 @@ def makeService(options: Options) -> service.MultiService:
         ThreadPoolService(transfer_pool, before_stop=cancel_threaded_transfers).setServiceParent(
             top
         )
-    directory_pool = None
-    if config.ftps7.active_directory is not None:
-        directory_pool = ThreadPool(minthreads=1, maxthreads=8, name="ftps7-directory")
-        ThreadPoolService(directory_pool).setServiceParent(top)
+    # Always there (a reload may add <activeDirectory>); no thread until it is used.
+    directory_pool = ThreadPool(minthreads=0, maxthreads=8, name="ftps7-directory")
+    ThreadPoolService(directory_pool).setServiceParent(top)
     state = ServerState(
         config,
         reactor,
@@ -156,13 +156,17 @@ def makeService(options: Options) -> service.MultiService:
         prepare(state)  # certificate creation and warnings happen once
     else:
         state.auto_certificate = _shared_auto_certificate(state)
+    supervisor = None
     if config.ftps7.process.workers > 1 and worker == 0:
-        WorkerSupervisor(config.ftps7.process.workers, worker_argv()).setServiceParent(top)
+        supervisor = WorkerSupervisor(config.ftps7.process.workers, worker_argv())
+        supervisor.setServiceParent(top)
     # Stopped before the pools (a MultiService stops its children in reverse).
     ClosingService(state).setServiceParent(top)
     CertificateMonitor(state).setServiceParent(top)
-    for listener in build_listeners(state):
-        listener.setServiceParent(top)
+    listeners = build_listeners(state)
+    listeners.setServiceParent(top)
+    signal_workers = supervisor.signal_workers if supervisor is not None else None
+    Reloader(state, listeners, signal_workers=signal_workers).setServiceParent(top)
     # Services start in the reactor's "before startup" phase, so by the time this
     # runs every listener is bound: tests and supervisors can wait for this line.
     reactor.callWhenRunning(_ready, worker)

@@ -2,49 +2,64 @@
 
 from __future__ import annotations
 
-from twisted.application import service
+from typing import Any
+
 from twisted.logger import Logger
 
 from ftps7 import logfilter
 from ftps7.config.model import ServerConfig
 from ftps7.core.vhosts import plan_listeners
-from ftps7.server.listeners import listener_services
+from ftps7.server.listeners import ListenerSet
 from ftps7.server.state import ServerState
+from ftps7.tls.store import CertificateStore
 
 log = Logger(observer=logfilter.observer)
 
-def prepare(state: ServerState) -> None:
-    """Create the example certificate if asked to, and log configuration warnings."""
-    config = state.config
-    auto = config.ftps7.certificate_store.auto_create
-    if auto:
+
+def configuration_report(
+    config: ServerConfig, store: CertificateStore, *, create: bool = True
+) -> tuple[Any, list[str]]:
+    """The example certificate and every warning about ``config`` (blocking I/O).
+
+    The certificate named by ``<certificateStore autoCreate>`` is made if it
+    is missing (``create``; else None); the warnings are the loader's, the
+    ineffective settings and what the store says about the thumbprints.
+    Start-up calls this before the reactor runs, a reload in a pool thread.
+    """
+    auto: Any = None
+    name = config.ftps7.certificate_store.auto_create
+    if name and create:
         from ftps7.tls.certgen import ensure_self_signed
 
-        certificate = ensure_self_signed(state.store, auto)
-        state.auto_certificate = certificate
-        log.info(
-            "using the self-signed certificate {name!r}, thumbprint {thumbprint}",
-            name=auto,
-            thumbprint=certificate.thumbprint,
-        )
-    for warning in config.warnings:
-        log.warn("configuration: {warning}", warning=warning)
-    for warning in _ineffective_settings(config):
-        log.warn("configuration: {warning}", warning=warning)
+        auto = ensure_self_signed(store, name)  # race-safe between workers
+    warnings = [*config.warnings, *_ineffective_settings(config)]
     try:
         from ftps7.config.report import report_warnings
 
-        def lookup(store: str, thumbprint: str) -> str | None:
-            found = state.store.find(store, thumbprint)
+        def lookup(store_name: str, thumbprint: str) -> str | None:
+            found = store.find(store_name, thumbprint)
             return found.describe() if found is not None else None
 
         from ftps7.tls.vhostcheck import virtual_host_warnings
 
-        warnings = [*report_warnings(config, lookup), *virtual_host_warnings(config, state.store)]
-        for warning in warnings:
-            log.warn("configuration: {warning}", warning=warning)
+        warnings += [*report_warnings(config, lookup), *virtual_host_warnings(config, store)]
     except ImportError:  # pragma: no cover
         pass
+    return auto, warnings
+
+
+def prepare(state: ServerState) -> None:
+    """Create the example certificate if asked to, and log configuration warnings."""
+    auto, warnings = configuration_report(state.config, state.store)
+    if auto is not None:
+        state.auto_certificate = auto
+        log.info(
+            "using the self-signed certificate {name!r}, thumbprint {thumbprint}",
+            name=state.config.ftps7.certificate_store.auto_create,
+            thumbprint=auto.thumbprint,
+        )
+    for warning in warnings:
+        log.warn("configuration: {warning}", warning=warning)
 
 
 def _ineffective_settings(config: ServerConfig) -> list[str]:
@@ -58,15 +73,8 @@ def _ineffective_settings(config: ServerConfig) -> list[str]:
     return warnings
 
 
-def build_listeners(state: ServerState) -> list[service.Service]:
-    endpoints = plan_listeners(state.config.sites)
-    for endpoint in endpoints:
-        names = ", ".join(f"{site.name}" for site in endpoint.all_sites())
-        log.info(
-            "listening on {ip}:{port} ({kind}) for {sites}",
-            ip=endpoint.ip,
-            port=endpoint.port,
-            kind="implicit FTPS" if endpoint.implicit else "FTP/explicit FTPS",
-            sites=names,
-        )
-    return listener_services(state, endpoints)
+def build_listeners(state: ServerState) -> ListenerSet:
+    """The listening sockets of the configuration (opened when the service starts)."""
+    listeners = ListenerSet(state)
+    listeners.update(plan_listeners(state.config.sites))
+    return listeners

@@ -131,18 +131,12 @@ class ServerState:
         failed_logon_delay: float = 1.0,
         worker: int = 0,
     ) -> None:
-        from ftps7.auth.accounts import AccountsFile
-        from ftps7.auth.cache import CredentialsCache
-        from ftps7.auth.lockout import FailureTracker
-        from ftps7.tls.contexts import TlsContextFactory
-        from ftps7.tls.store import CertificateStore
-
-        self.config = config
         self.worker = worker
         self.reactor = reactor
         self.clock = reactor
         self.io_pool = io_pool
         self.auth_pool = auth_pool
+        self.directory_pool = directory_pool
         self.transfer_pool = transfer_pool
         self.threaded_transfers = 0
         self.failed_logon_delay = failed_logon_delay
@@ -150,56 +144,106 @@ class ServerState:
         self.version = __version__
         self.sessions: set[FTPSession] = set()
         self.connections = ConnectionCounter()
+        self.extra_checkers = list(extra_checkers)
+        self.auto_certificate: Any = None
+        self.directory: Any = None
+        self.bandwidths: dict[str, Bandwidth] = {}
+        self._configure(config, None)
+
+    def reconfigure(self, config: ServerConfig) -> None:
+        """Serve new sessions with ``config`` (a reload; ``config.reload.applicable``).
+
+        Running sessions keep what they already hold (their site, and once
+        logged on their shell with its authorization rules), as PostgreSQL's
+        connections keep the pg_hba.conf they were admitted under. What lives
+        across sessions is kept where the settings behind it did not change:
+        the certificate store and TLS contexts, denyByFailure's counters, the
+        credentials cache, the directory connections, maxBandwidth buckets.
+        Site logs are reopened (a changed folder or period applies at once).
+        """
+        old_directory, old_logs = self.directory, self.site_logs
+        self._configure(config, self.config)
+        if old_directory is not None and old_directory is not self.directory:
+            old_directory.close()
+        old_logs.close()
+
+    def _configure(self, config: ServerConfig, previous: ServerConfig | None) -> None:
+        """Build what ``config`` decides, keeping what ``previous`` built alike."""
+        from ftps7.auth.accounts import AccountsFile
+        from ftps7.auth.cache import CredentialsCache
+        from ftps7.auth.lockout import FailureTracker
+        from ftps7.tls.contexts import TlsContextFactory
+        from ftps7.tls.revocation import CrlCache, HttpCrlFetcher
+        from ftps7.tls.store import CertificateStore
+
+        reactor = self.reactor
+        self.config = config
         self.ip_filter = IpFilter(config)
         self.authorizer = Authorizer(config.authorization)
-        self.store = CertificateStore(config.ftps7.certificate_store.path)
-        self.tls = TlsContextFactory(config.ftps7.tls)
-        self.auto_certificate: Any = None
+        ftps7 = config.ftps7
+        if previous is None or previous.ftps7.certificate_store != ftps7.certificate_store:
+            self.store = CertificateStore(ftps7.certificate_store.path)
+            self.crl_cache = CrlCache(self.store.crl_dir, reactor, HttpCrlFetcher(reactor))
+        if previous is None or previous.ftps7.tls != ftps7.tls:
+            self.tls = TlsContextFactory(ftps7.tls)
         self._certificates: dict[tuple[str, str], tuple[float, Any]] = {}
         self._ca_names: tuple[float, list[Any]] | None = None
         deny = config.server.deny_by_failure
-        self.failures = (
-            FailureTracker(reactor, deny.max_failure, deny.entry_expiration, deny.logging_only_mode)
-            if deny.enabled
-            else None
-        )
+        if previous is None or previous.server.deny_by_failure != deny:
+            self.failures = (
+                FailureTracker(
+                    reactor, deny.max_failure, deny.entry_expiration, deny.logging_only_mode
+                )
+                if deny.enabled
+                else None
+            )
         cache_settings = config.server.credentials_cache
-        self.credentials_cache = (
-            CredentialsCache(reactor, cache_settings.flush_interval)
-            if cache_settings.enabled
-            else None
-        )
-        accounts_settings = config.ftps7.local_accounts
-        self.accounts = (
-            AccountsFile(accounts_settings.path)
-            if accounts_settings.source.value == "file" and accounts_settings.path
-            else None
-        )
-        self.extra_checkers = list(extra_checkers)
-        self.directory: Any = None
-        if config.ftps7.active_directory is not None:
-            from ftps7.auth.ldapdir import Ldap3Directory
+        if previous is None or previous.server.credentials_cache != cache_settings:
+            # Entries are bound to the stored hash, so a changed accounts file
+            # cannot make a remembered password wrong-but-accepted.
+            self.credentials_cache = (
+                CredentialsCache(reactor, cache_settings.flush_interval)
+                if cache_settings.enabled
+                else None
+            )
+        accounts_settings = ftps7.local_accounts
+        if previous is None or previous.ftps7.local_accounts != accounts_settings:
+            self.accounts = (
+                AccountsFile(accounts_settings.path)
+                if accounts_settings.source.value == "file" and accounts_settings.path
+                else None
+            )
+        if previous is None or previous.ftps7.active_directory != ftps7.active_directory:
+            self.directory = None
+            if ftps7.active_directory is not None:
+                from ftps7.auth.ldapdir import Ldap3Directory
 
-            # ldap3 blocks: it gets its own pool so a slow or dead directory
-            # cannot starve local logons or file I/O.
-            self.directory = Ldap3Directory(config.ftps7.active_directory, directory_pool, reactor)
+                # ldap3 blocks: it gets its own pool so a slow or dead directory
+                # cannot starve local logons or file I/O.
+                self.directory = Ldap3Directory(
+                    ftps7.active_directory, self.directory_pool, reactor
+                )
         self.site_logs = SiteLogs(config.sites, reactor)
-        from ftps7.tls.revocation import CrlCache, HttpCrlFetcher
-
-        self.crl_cache = CrlCache(self.store.crl_dir, reactor, HttpCrlFetcher(reactor))
         self.portals: dict[str, Portal] = {site.name: self._portal(site) for site in config.sites}
-        proxy = config.ftps7.proxy_protocol
-        self.proxy_trust: ProxyTrust | None = (
-            ProxyTrust(proxy.trusted_proxies, reactor) if proxy.enabled else None
-        )
+        if previous is None:  # restart-only (config/reload.py)
+            proxy = ftps7.proxy_protocol
+            self.proxy_trust: ProxyTrust | None = (
+                ProxyTrust(proxy.trusted_proxies, reactor) if proxy.enabled else None
+            )
         # maxBandwidth: one bucket per capped site, shared by its transfers in
-        # this process; workers split the cap evenly.
-        workers = config.ftps7.process.workers  # 1 or more (schema)
-        self.bandwidths: dict[str, Bandwidth] = {
-            site.name: Bandwidth(max(1, cap // workers))
-            for site in config.sites
-            if (cap := site.ftp_server.connections.max_bandwidth) != UNLIMITED_BANDWIDTH
-        }
+        # this process; workers split the cap evenly. A reload keeps a bucket
+        # whose cap did not change, so running and new transfers still share it.
+        workers = ftps7.process.workers  # 1 or more (schema)
+        buckets, self.bandwidths = self.bandwidths, {}
+        for site in config.sites:
+            cap = site.ftp_server.connections.max_bandwidth
+            if cap == UNLIMITED_BANDWIDTH:
+                continue
+            rate = max(1, cap // workers)
+            kept = buckets.get(site.name)
+            self.bandwidths[site.name] = (
+                kept if kept is not None and kept.rate == rate else (Bandwidth(rate))
+            )
 
     # --------------------------------------------------------------- threads
     def run_io(self, function: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
@@ -369,7 +413,10 @@ class ServerState:
         return portal
 
     def login(self, site: Site, credentials: Any) -> defer.Deferred[Any]:
-        return self.portals[site.name].login(credentials, None, IFTPSiteShell)
+        portal = self.portals.get(site.name)
+        if portal is None:  # the session's site was removed by a reload
+            return defer.fail(UnauthorizedLogin(f"the site {site.name} no longer exists"))
+        return portal.login(credentials, None, IFTPSiteShell)
 
     def is_locked_out(self, host: str) -> bool:
         return self.failures is not None and self.failures.is_locked(host)

@@ -157,6 +157,12 @@ class WorkerSupervisor(service.Service):
         if not self.stopping and index not in self.processes:
             self._spawn(index)
 
+    def signal_workers(self, signum: int) -> None:
+        """Send ``signum`` to every running worker (a reload passes SIGHUP on)."""
+        for process in list(self.processes.values()):
+            with contextlib.suppress(ProcessExitedAlready):
+                process.signalProcess(signum)
+
     def stopService(self) -> Any:
         super().stopService()
         self.stopping = True

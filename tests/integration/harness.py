@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,19 +231,36 @@ class ServerProcess:
                 self._ready.set()
         self._ready.set()  # the process ended; start() reports it
 
-    def wait_for_log(self, pattern: str, timeout: float = 15.0) -> str:
-        """Block until a log line matches ``pattern`` (or fail after ``timeout``)."""
+    def wait_for_log(self, pattern: str, timeout: float = 15.0, occurrence: int = 1) -> str:
+        """Block until ``occurrence`` log lines match ``pattern``; the last of them.
+
+        Fails after ``timeout`` seconds.
+        """
         regex = re.compile(pattern)
         event = threading.Event()
+        deadline = time.monotonic() + timeout
         with self._lock:
-            for line in self.lines:
-                if regex.search(line):
-                    return line
             self._conditions.append((regex, event))
-        if not event.wait(timeout):
-            raise AssertionError(f"no log line matching {pattern!r}:\n{self.log}")
+        try:
+            while True:
+                with self._lock:
+                    found = [line for line in self.lines if regex.search(line)]
+                    if len(found) >= occurrence:
+                        return found[occurrence - 1]
+                    event.clear()  # the reader sets it under the same lock
+                if not event.wait(max(0.0, deadline - time.monotonic())):
+                    raise AssertionError(
+                        f"{occurrence} log lines matching {pattern!r} expected:\n{self.log}"
+                    )
+        finally:
+            with self._lock:
+                self._conditions.remove((regex, event))
+
+    def count(self, pattern: str) -> int:
+        """How many log lines so far match ``pattern``."""
+        regex = re.compile(pattern)
         with self._lock:
-            return next(line for line in self.lines if regex.search(line))
+            return sum(1 for line in self.lines if regex.search(line))
 
     @property
     def log(self) -> str:
