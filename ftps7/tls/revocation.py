@@ -48,19 +48,13 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from twisted.internet import defer
-from twisted.internet.interfaces import IPushProducer, IReactorTime
-from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
-from twisted.web.http import PotentialDataLoss
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import UNKNOWN_LENGTH, IResponse
 
 from ftps7 import logfilter
 from ftps7.config.model import ClientCertificateSettings, ValidationFlags
@@ -74,6 +68,7 @@ from ftps7.tls.clientcert import (
     revocation_pairs,
     utc,
 )
+from ftps7.tls.fetch import SAFE_URL, FetchError, HttpFetcher, SharedFetches, error_text
 from ftps7.tls.store import CertificateStore, CertificateStoreError
 
 __all__ = [
@@ -100,8 +95,6 @@ CRL_CLOCK_SKEW = datetime.timedelta(minutes=5)
 
 _CRL_SUFFIXES = (".crl", ".pem")
 _PEM_CRL = re.compile(rb"-----BEGIN X509 CRL-----.+?-----END X509 CRL-----", re.DOTALL)
-# Printable ASCII without spaces: what may go on an HTTP request line.
-_SAFE_URL = re.compile(r"http://[\x21-\x7e]+", re.IGNORECASE)
 
 # CRL extensions we understand; a critical one outside this set makes the CRL unusable.
 _KNOWN_CRL_EXTENSIONS = {
@@ -118,8 +111,8 @@ _KNOWN_ENTRY_EXTENSIONS = {x509.CRLReason, x509.InvalidityDate}
 CrlFetcher = Callable[[str], "defer.Deferred[bytes]"]
 
 
-class CrlFetchError(Exception):
-    """A CRL download that did not produce a body (status, size, scheme)."""
+#: A CRL download that did not produce a body (status, size, scheme).
+CrlFetchError = FetchError
 
 
 def crl_urls(cert: x509.Certificate) -> tuple[str, ...]:
@@ -140,7 +133,7 @@ def crl_urls(cert: x509.Certificate) -> tuple[str, ...]:
         for general_name in point.full_name:
             if isinstance(general_name, x509.UniformResourceIdentifier):
                 url = general_name.value
-                if _SAFE_URL.fullmatch(url) and url not in urls:
+                if SAFE_URL.fullmatch(url) and url not in urls:
                     urls.append(url)
     return tuple(urls)
 
@@ -149,65 +142,11 @@ def crl_urls(cert: x509.Certificate) -> tuple[str, ...]:
 # Downloading
 
 
-def _stop(transport: object) -> None:
-    """Abort a response body's connection.
-
-    ``Response.deliverBody`` hands the body protocol a producer proxy whose
-    ``stopProducing`` closes the TCP connection at once; it has no
-    ``abortConnection``.
-    """
-    cast(IPushProducer, transport).stopProducing()
-
-
-class _LimitedBody(Protocol):
-    """Collects a response body up to a size limit; aborts the connection beyond it."""
-
-    def __init__(self, deferred: defer.Deferred[bytes], limit: int) -> None:
-        self.deferred = deferred
-        self.limit = limit
-        self.parts: list[bytes] = []
-        self.size = 0
-
-    def dataReceived(self, data: bytes) -> None:
-        if self.deferred.called:
-            return
-        self.size += len(data)
-        if self.size > self.limit:
-            self.deferred.errback(CrlFetchError(f"the CRL is larger than {self.limit} bytes"))
-            self.abort()
-            return
-        self.parts.append(data)
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            _stop(self.transport)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self.deferred.called:
-            return
-        # PotentialDataLoss: an HTTP/1.0 body ended by the close, with no
-        # length to check it against; the CRL's signature is the check.
-        if reason.check(ResponseDone, PotentialDataLoss):
-            self.deferred.callback(b"".join(self.parts))
-        else:
-            self.deferred.errback(reason)
-
-
-class _Discard(Protocol):
-    """Takes an unwanted response body by closing the connection at once."""
-
-    def connectionMade(self) -> None:
-        if self.transport is not None:
-            _stop(self.transport)
-
-
 class HttpCrlFetcher:
-    """Downloads CRLs with Twisted's ``Agent``: no thread, no blocking, bounded size.
+    """Downloads CRLs over ``http://`` (``fetch.HttpFetcher``): no thread, bounded size.
 
-    One TCP connection per download (no keep-alive pool to leak); redirects
-    are not followed (CRL distribution points are direct links; a redirect
-    is reported as a failed download). The caller applies the overall
-    timeout by cancelling the returned Deferred, which aborts the connection.
+    The caller applies the overall timeout by cancelling the returned
+    Deferred, which aborts the connection.
     """
 
     def __init__(
@@ -217,38 +156,12 @@ class HttpCrlFetcher:
         max_size: int = MAX_CRL_SIZE,
         connect_timeout: float | None = None,
     ) -> None:
-        self._max_size = max_size
-        self._agent = Agent(
-            reactor,
-            connectTimeout=connect_timeout,
-            pool=HTTPConnectionPool(reactor, persistent=False),
+        self._http = HttpFetcher(
+            reactor, max_size=max_size, what="CRL", connect_timeout=connect_timeout
         )
 
     def __call__(self, url: str) -> defer.Deferred[bytes]:
-        if _SAFE_URL.fullmatch(url) is None:
-            return defer.fail(CrlFetchError(f"not an http:// URL: {url!r}"))
-        headers = Headers({b"User-Agent": [b"ftps7"], b"Accept": [b"application/pkix-crl, */*"]})
-        requested = self._agent.request(b"GET", url.encode("ascii"), headers)
-        return requested.addCallback(self._read)
-
-    def _read(self, response: IResponse) -> defer.Deferred[bytes]:
-        if response.code != 200:
-            response.deliverBody(_Discard())
-            raise CrlFetchError(f"HTTP status {response.code}")
-        if response.length is not UNKNOWN_LENGTH and response.length > self._max_size:
-            response.deliverBody(_Discard())
-            raise CrlFetchError(
-                f"the CRL is larger than {self._max_size} bytes ({response.length})"
-            )
-        protocol: _LimitedBody
-
-        def cancel(_: defer.Deferred[bytes]) -> None:
-            protocol.abort()
-
-        body: defer.Deferred[bytes] = defer.Deferred(cancel)
-        protocol = _LimitedBody(body, self._max_size)
-        response.deliverBody(protocol)
-        return body
+        return self._http.get(url, b"application/pkix-crl, */*")
 
 
 # --------------------------------------------------------------------------
@@ -423,7 +336,7 @@ class CrlCache:
         self._folder: dict[str, _FolderFile] = {}
         self._downloaded: dict[str, _Crl] = {}
         self._failed_at: dict[str, float] = {}
-        self._in_flight: dict[str, list[defer.Deferred[bytes]]] = {}
+        self._fetches = SharedFetches(clock)
 
     # ------------------------------------------------------------- the folder
 
@@ -652,7 +565,7 @@ class CrlCache:
             data = await self._shared_fetch(url, timeout)
             crls = _parse_crls(data, url)
         except Exception as error:  # noqa: BLE001 - any failure is reported, never raised
-            problem = _error_text(error)
+            problem = error_text(error)
         else:
             held = _Crl(crls[0], url, self._clock.seconds())
             if held.crl.issuer != issuer.subject:
@@ -670,60 +583,10 @@ class CrlCache:
         return problem
 
     def _shared_fetch(self, url: str, timeout: float) -> defer.Deferred[bytes]:
-        """One download per URL at a time; every caller gets its result.
-
-        The timeout belongs to the download, not to a caller: when it fires
-        the fetch is cancelled (the connection aborted) for everybody.
-        """
-        mine: defer.Deferred[bytes] = defer.Deferred()
-        waiters = self._in_flight.get(url)
-        if waiters is not None:
-            waiters.append(mine)
-            return mine
-        waiters = [mine]
-        self._in_flight[url] = waiters
-        assert self._fetcher is not None
-
-        # The timeout is kept by hand rather than with ``addTimeout``: Agent
-        # turns a cancellation into ResponseNeverReceived, which addTimeout
-        # would not recognise as its own.
-        def deliver(result: bytes | Failure) -> None:
-            del self._in_flight[url]
-            for waiter in waiters:
-                if isinstance(result, Failure):
-                    waiter.errback(result)
-                else:
-                    waiter.callback(result)
-
-        fetching = defer.maybeDeferred(self._fetcher, url)
-        expired: list[bool] = []
-
-        def give_up() -> None:
-            expired.append(True)
-            fetching.cancel()
-
-        timer = self._clock.callLater(timeout, give_up)
-        fetching.addBoth(lambda result: _timeout_result(result, expired, timer, timeout))
-        fetching.addBoth(deliver)
-        return mine
-
-
-def _timeout_result(
-    result: bytes | Failure, expired: list[bool], timer: Any, timeout: float
-) -> bytes | Failure:
-    if expired:
-        return Failure(defer.TimeoutError(f"no answer within {timeout:g} s"))
-    if timer.active():
-        timer.cancel()
-    return result
-
-
-def _error_text(error: BaseException) -> str:
-    """A readable reason for a failed download (Agent wraps its failures in lists)."""
-    reasons = getattr(error, "reasons", None)
-    if isinstance(reasons, list) and reasons:
-        return "; ".join(r.getErrorMessage() if isinstance(r, Failure) else str(r) for r in reasons)
-    return str(error) or type(error).__name__
+        """One download per URL at a time, cancelled for everybody at the timeout."""
+        fetcher = self._fetcher
+        assert fetcher is not None
+        return self._fetches.fetch(url, lambda: fetcher(url), timeout)
 
 
 # --------------------------------------------------------------------------
