@@ -19,7 +19,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -550,6 +551,66 @@ def crl_der(crl: x509.CertificateRevocationList) -> bytes:
 
 def crl_pem(crl: x509.CertificateRevocationList) -> bytes:
     return crl.public_bytes(serialization.Encoding.PEM)
+
+
+def ocsp_responders(*urls: str) -> x509.AuthorityInformationAccess:
+    """An Authority Information Access extension naming OCSP responders."""
+    return x509.AuthorityInformationAccess(
+        [
+            x509.AccessDescription(
+                AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(url)
+            )
+            for url in urls
+        ]
+    )
+
+
+def make_ocsp_response(
+    cert: x509.Certificate,
+    issuer: Issued,
+    status: ocsp.OCSPCertStatus = ocsp.OCSPCertStatus.GOOD,
+    *,
+    signer: Issued | None = None,
+    include_signer: bool = True,
+    this_update: datetime.datetime | None = None,
+    next_update: datetime.datetime | None = None,
+    no_next_update: bool = False,
+    revocation_reason: x509.ReasonFlags | None = None,
+    cert_id_hash: hashes.HashAlgorithm | None = None,
+    by_key: bool = False,
+) -> bytes:
+    """A DER OCSP response about ``cert`` (issued by ``issuer``), signed by ``signer``.
+
+    ``signer`` None: the issuer itself. A delegated signer's certificate is
+    included unless ``include_signer=False``. Current from five minutes ago
+    for an hour unless told otherwise.
+    """
+    this_update = this_update or _NOW - datetime.timedelta(minutes=5)
+    if not no_next_update:
+        next_update = next_update or this_update + datetime.timedelta(hours=1)
+    revoked = status is ocsp.OCSPCertStatus.REVOKED
+    signing = signer or issuer
+    builder = (
+        ocsp.OCSPResponseBuilder()
+        .add_response(
+            cert=cert,
+            issuer=issuer.cert,
+            algorithm=cert_id_hash or hashes.SHA1(),
+            cert_status=status,
+            this_update=this_update,
+            next_update=None if no_next_update else next_update,
+            revocation_time=this_update - datetime.timedelta(hours=1) if revoked else None,
+            revocation_reason=revocation_reason if revoked else None,
+        )
+        .responder_id(
+            ocsp.OCSPResponderEncoding.HASH if by_key else ocsp.OCSPResponderEncoding.NAME,
+            signing.cert,
+        )
+    )
+    if signer is not None and include_signer:
+        builder = builder.certificates([signer.cert])
+    response = builder.sign(signing.key, hashes.SHA256())
+    return response.public_bytes(serialization.Encoding.DER)
 
 
 _SHA256_RSA = bytes.fromhex("06092a864886f70d01010b")  # OID 1.2.840.113549.1.1.11

@@ -148,6 +148,9 @@ class ServerState:
         self.auto_certificate: Any = None
         self.directory: Any = None
         self.bandwidths: dict[str, Bandwidth] = {}
+        from ftps7.tls.ocsp import HttpOcspPoster, OcspCache
+
+        self.ocsp_cache = OcspCache(reactor, HttpOcspPoster(reactor))
         self._configure(config, None)
 
     def reconfigure(self, config: ServerConfig) -> None:
@@ -554,7 +557,9 @@ class ServerState:
         """Validate a client certificate (chain, usage, revocation) without blocking."""
         from ftps7.tls.revocation import check_client_certificate
 
-        return check_client_certificate(leaf, chain, self.store, settings, self.crl_cache)
+        return check_client_certificate(
+            leaf, chain, self.store, settings, self.crl_cache, ocsp_cache=self.ocsp_cache
+        )
 
     def data_tls_refusal(self, session: FTPSession, connection: DataConnection) -> R | None:
         """The data channel's TLS checks once its handshake is done."""

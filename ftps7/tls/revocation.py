@@ -1,5 +1,7 @@
 """Revocation of client certificates: CRLs from the store and from distribution points.
 
+(OCSP, asked first when a certificate names a responder, is ``ftps7.tls.ocsp``.)
+
 IIS checks every certificate of a client's chain (except the root) against
 CRLs, unless ``validationFlags`` says ``NoRevocationCheck``; with
 ``CertChainRevocationCheckCacheOnly`` it uses only CRLs it already has.
@@ -69,6 +71,7 @@ from ftps7.tls.clientcert import (
     utc,
 )
 from ftps7.tls.fetch import SAFE_URL, FetchError, HttpFetcher, SharedFetches, error_text
+from ftps7.tls.ocsp import OcspCache, is_definitive
 from ftps7.tls.store import CertificateStore, CertificateStoreError
 
 __all__ = [
@@ -600,19 +603,22 @@ def check_client_certificate(
     settings: ClientCertificateSettings,
     crl_cache: CrlCache,
     now: datetime.datetime | None = None,
+    ocsp_cache: OcspCache | None = None,
 ) -> defer.Deferred[ValidationResult]:
     """Validate a client certificate with the site's settings, revocation included.
 
     Chain and usage first (synchronous, ``ftps7.tls.clientcert``); then,
     unless ``NoRevocationCheck``, the revocation status of each certificate
-    of the chain but the root, looked up concurrently — from held CRLs only
-    with ``CertChainRevocationCheckCacheOnly``. Distribution-point URLs are
-    only ever taken from certificates whose chain has already validated, so
-    a client cannot make the server fetch URLs of its choosing. The Deferred
+    of the chain but the root, looked up concurrently: from its OCSP
+    responder first when ``ocsp_cache`` is given (``ftps7.tls.ocsp``), then
+    from CRLs; from held answers and CRLs only with
+    ``CertChainRevocationCheckCacheOnly``. Distribution-point and responder
+    URLs are only ever taken from certificates whose chain has already
+    validated, so a client cannot make the server fetch URLs of its choosing. The Deferred
     never fails; ``result.log_text()`` is the line to log.
     """
     return defer.ensureDeferred(
-        _check_or_refuse(leaf, presented_chain, store, settings, crl_cache, now)
+        _check_or_refuse(leaf, presented_chain, store, settings, crl_cache, now, ocsp_cache)
     )
 
 
@@ -623,10 +629,11 @@ async def _check_or_refuse(
     settings: ClientCertificateSettings,
     crl_cache: CrlCache,
     now: datetime.datetime | None,
+    ocsp_cache: OcspCache | None = None,
 ) -> ValidationResult:
     """``_check``, failing closed on anything unexpected (logged with its traceback)."""
     try:
-        return await _check(leaf, presented_chain, store, settings, crl_cache, now)
+        return await _check(leaf, presented_chain, store, settings, crl_cache, now, ocsp_cache)
     except Exception as error:
         _log.failure("client certificate check failed unexpectedly")
         return ValidationResult(
@@ -645,6 +652,7 @@ async def _check(
     settings: ClientCertificateSettings,
     crl_cache: CrlCache,
     now: datetime.datetime | None,
+    ocsp_cache: OcspCache | None = None,
 ) -> ValidationResult:
     now = utc(now) if now is not None else datetime.datetime.now(datetime.UTC)
     flags = settings.validation_flags
@@ -667,18 +675,64 @@ async def _check(
         return result
     pairs = revocation_pairs(result.chain)
     if ValidationFlags.CERT_CHAIN_REVOCATION_CHECK_CACHE_ONLY in flags:
-        statuses = [crl_cache.status_cached(cert, issuer, now) for cert, issuer in pairs]
+        statuses = [
+            _combined(
+                ocsp_cache.status_cached(cert, issuer, now) if ocsp_cache is not None else None,
+                crl_cache.status_cached(cert, issuer, now),
+            )
+            for cert, issuer in pairs
+        ]
     else:
         statuses = await defer.gatherResults(
             [
-                crl_cache.status(
-                    cert,
-                    issuer,
-                    now,
-                    freshness_time=settings.revocation_freshness_time,
-                    retrieval_timeout=settings.revocation_url_retrieval_timeout,
-                )
+                defer.ensureDeferred(_status(cert, issuer, now, settings, crl_cache, ocsp_cache))
                 for cert, issuer in pairs
             ]
         )
     return apply_revocation(result, statuses)
+
+
+async def _status(
+    cert: x509.Certificate,
+    issuer: x509.Certificate,
+    now: datetime.datetime,
+    settings: ClientCertificateSettings,
+    crl_cache: CrlCache,
+    ocsp_cache: OcspCache | None,
+) -> RevocationStatus:
+    """OCSP first (as Windows), then CRLs; see ``ftps7.tls.ocsp``."""
+    answer = None
+    if ocsp_cache is not None:
+        answer = await ocsp_cache.status(
+            cert,
+            issuer,
+            now,
+            freshness_time=settings.revocation_freshness_time,
+            retrieval_timeout=settings.revocation_url_retrieval_timeout,
+        )
+    if is_definitive(answer):
+        # Without a download: a CRL already held may still know better.
+        return _combined(answer, crl_cache.status_cached(cert, issuer, now))
+    crl = await crl_cache.status(
+        cert,
+        issuer,
+        now,
+        freshness_time=settings.revocation_freshness_time,
+        retrieval_timeout=settings.revocation_url_retrieval_timeout,
+    )
+    return _combined(answer, crl)
+
+
+def _combined(answer: RevocationStatus | None, crl: RevocationStatus) -> RevocationStatus:
+    """One verdict from an OCSP answer (None: no responder) and a CRL verdict.
+
+    Revoked by either is revoked; else a definitive OCSP answer decides; else
+    the CRLs, and when neither knows, both reasons are given.
+    """
+    if crl.state is RevocationState.REVOKED or answer is None:
+        return crl
+    if answer.state is not RevocationState.UNKNOWN:
+        return answer
+    if crl.state is RevocationState.UNKNOWN:
+        return RevocationStatus.unknown(f"{answer.detail}; {crl.detail}")
+    return crl

@@ -16,10 +16,19 @@ from typing import Any
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from tests.crlserver import CrlServer
+from tests.crlserver import CrlServer, OpensslOcsp
 from tests.integration.conftest import ReusingFTP_TLS, Running
 from tests.integration.harness import location, rule
-from tests.pki import Issued, crl_der, make_ca, make_client_cert, make_crl, make_leaf, pem
+from tests.pki import (
+    Issued,
+    crl_der,
+    make_ca,
+    make_client_cert,
+    make_crl,
+    make_leaf,
+    ocsp_responders,
+    pem,
+)
 from tests.slapd import SlapdServer, SlapdUnavailable, slapd_installed, start_slapd
 
 pytestmark = pytest.mark.integration
@@ -193,6 +202,37 @@ def test_revocation_over_http_and_fail_closed_on_timeout(
         assert client.sendcmd("USER alice").startswith("331")
         client.close()
         assert crls.requests("/good.crl") == 1
+
+
+def test_revocation_from_an_ocsp_responder(
+    start_server: Callable[..., Running], authority: Authority, tmp_path: Path
+) -> None:
+    with CrlServer() as http:
+        issuing = authority.issuing
+        responder = OpensslOcsp(pem(issuing.cert), pem(issuing.cert), issuing.key_pem())
+        http.answer("/ocsp", responder)
+        named = [(ocsp_responders(http.url("/ocsp")), False)]
+        good = make_client_cert(issuing, "alice", extensions=named)
+        revoked = make_client_cert(issuing, "alice", extensions=named)
+        responder.know(good.cert.serial_number, "/CN=alice")
+        responder.know(revoked.cert.serial_number, "/CN=alice", revoked_at="250101000000Z")
+
+        def install(workdir: Path) -> None:
+            authority.install(workdir)
+            (workdir / "certs" / "CRL" / "issuing.crl").unlink()  # clients: OCSP only
+
+        try:
+            server = start_server(prepare=install, **_cert_site())
+            client = _ftps(server, tmp_path, good, "good")
+            assert client.sendcmd("USER alice").startswith("331")
+            client.close()
+            client = _ftps(server, tmp_path, revoked, "revoked")
+            assert _refused(client).startswith("421")
+            line = server.process.wait_for_log("refused, revoked")
+            assert "OCSP http://127.0.0.1" in line
+            assert http.requests("/ocsp") == 2
+        finally:
+            responder.close()
 
 
 def test_no_revocation_check_lets_a_revoked_certificate_in(
