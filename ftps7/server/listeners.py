@@ -94,7 +94,7 @@ class ListenerSet(service.MultiService):
         self._open: dict[EndpointKey, tuple[FTPFactory, list[service.Service]]] = {}
 
     def update(self, endpoints: list[EndpointSites]) -> defer.Deferred[list[str]]:
-        """Listen on ``endpoints``; fires with the endpoints that could not be opened.
+        """Listen on ``endpoints``; fires with a line for each socket that could not be opened.
 
         At start-up (before the service runs) nothing is opened here: the
         services start with the application, and a socket that cannot be

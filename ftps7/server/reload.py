@@ -33,6 +33,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from ftps7 import logfilter
+from ftps7.auth.directory import DirectoryError
 from ftps7.config import ConfigErrors, load_config
 from ftps7.config.model import ServerConfig
 from ftps7.config.reload import applicable, restart_only_changes
@@ -131,7 +132,21 @@ class Reloader(service.Service):
         if state.worker == 0:
             for warning in warnings:
                 log.warn("configuration: {warning}", warning=warning)
-        state.reconfigure(config)
+        try:
+            state.reconfigure(config)
+        except DirectoryError as error:  # reconfigure changed nothing
+            log.error(
+                "configuration reload refused (worker {worker}): <activeDirectory>: {error}",
+                worker=state.worker,
+                error=str(error),
+            )
+            return False
+        except Exception:  # noqa: BLE001 - a reload must never end the server
+            log.failure(
+                "configuration reload refused (worker {worker}): it cannot be applied",
+                worker=state.worker,
+            )
+            return False
         state.auto_certificate = auto
         problems = await self.listeners.update(plan_listeners(config.sites))
         if self.signal_workers is not None:

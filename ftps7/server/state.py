@@ -163,9 +163,17 @@ class ServerState:
         the certificate store and TLS contexts, denyByFailure's counters, the
         credentials cache, the directory connections, maxBandwidth buckets.
         Site logs are reopened (a changed folder or period applies at once).
+        If building anything fails, nothing changes and the error is raised.
         """
         old_directory, old_logs = self.directory, self.site_logs
-        self._configure(config, self.config)
+        saved = dict(self.__dict__)
+        try:
+            self._configure(config, self.config)
+        except Exception:
+            # All or nothing: e.g. an <activeDirectory caFile> that cannot be read.
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
         if old_directory is not None and old_directory is not self.directory:
             old_directory.close()
         old_logs.close()

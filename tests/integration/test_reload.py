@@ -197,3 +197,19 @@ def test_a_missing_file_is_refused_and_the_server_goes_on(server: Running) -> No
     assert "cannot read the configuration file" in server.process.log
     os.replace(moved, path)
     _reload(server)
+
+
+def test_a_file_that_cannot_be_applied_changes_nothing(server: Running) -> None:
+    missing = server.workdir / "missing-ca.pem"
+    _edit(
+        server,
+        "</ftps7>",
+        f'<activeDirectory url="ldaps://127.0.0.1:636" caFile="{missing}" /></ftps7>',
+    )
+    _edit(server, READERS, READERS_WRITE)
+    line = _reload(server, expect=REFUSED)
+    assert "<activeDirectory>: cannot use caFile" in line
+    client = server.ftps(user="bob")  # the rules of the running configuration
+    with pytest.raises(error_perm, match="^550"):
+        _store(client, "refused.txt")
+    client.quit()

@@ -10,6 +10,7 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.task import Clock
 from twisted.python.threadpool import ThreadPool
 
+from ftps7.auth.directory import DirectoryError
 from ftps7.config import load_config
 from ftps7.config.model import ServerConfig
 from ftps7.config.reload import applicable, restart_only_changes
@@ -115,7 +116,7 @@ def test_proxy_protocol_keeps_its_running_value(tmp_path: Path) -> None:
 
 def _state(config: ServerConfig) -> ServerState:
     pool = ThreadPool(minthreads=0, maxthreads=1)  # never started: nothing here runs in it
-    return ServerState(config, Clock(), io_pool=pool, auth_pool=pool)
+    return ServerState(config, Clock(), io_pool=pool, auth_pool=pool, directory_pool=pool)
 
 
 def test_reconfigure_keeps_what_unchanged_settings_built(tmp_path: Path) -> None:
@@ -173,3 +174,21 @@ def test_a_logon_to_a_site_a_reload_removed_is_refused(tmp_path: Path) -> None:
     assert len(failures) == 1
     with pytest.raises(UnauthorizedLogin):
         failures[0].raiseException()  # type: ignore[attr-defined]
+
+
+def test_a_reconfigure_that_fails_changes_nothing(tmp_path: Path) -> None:
+    state = _state(_config(tmp_path))
+    before = dict(state.__dict__)
+    broken = _config(
+        tmp_path,
+        sites=_site("A", 2121) + _site("B", 2122),
+        ftps7=(
+            '<activeDirectory url="ldaps://127.0.0.1:636" '
+            f'caFile="{tmp_path / "missing-ca.pem"}" />'
+        ),
+        name="second.config",
+    )
+    with pytest.raises(DirectoryError, match="caFile"):
+        state.reconfigure(broken)
+    assert state.__dict__ == before
+    assert list(state.portals) == ["A"]
