@@ -83,6 +83,7 @@ __all__ = [
     "batch_mlsd_lines",
     "directory_entry",
     "entry_from_stat",
+    "has_control",
     "is_listable",
     "list_lines",
     "listing_payload",
@@ -177,6 +178,17 @@ def is_listable(name: str) -> bool:
     return bool(name) and not _CONTROL.search(name)
 
 
+def has_control(text: str) -> bool:
+    """Whether ``text`` holds a control character (what makes a name unlistable).
+
+    ``str.isprintable`` answers for the usual text in one C pass, several
+    times faster than the regular expression over a folder's 10,000 names;
+    the expression decides only for text with other unprintable characters
+    (some spaces, undecodable bytes).
+    """
+    return not text.isprintable() and _CONTROL.search(text) is not None
+
+
 def _clamp(mtime: float) -> float:
     return min(max(mtime, _MIN_TS), _MAX_TS)
 
@@ -266,7 +278,7 @@ def nlst_lines(names: Iterable[str]) -> list[str]:
 def _all_listable(names: Sequence[str]) -> bool:
     """Whether every name is listable: one scan of all names for control
     characters instead of one per name."""
-    return "" not in names and not _CONTROL.search("".join(names))
+    return "" not in names and not has_control("".join(names))
 
 
 def listing_payload(lines: Sequence[str]) -> bytes:

@@ -226,6 +226,11 @@ class SiteNamespace:
         """Whether a directory entry called ``name`` is hidden from listings."""
         return name.lower() in self._hidden
 
+    @property
+    def hidden_names(self) -> frozenset[str]:
+        """The names (lower case) that `is_hidden` hides."""
+        return self._hidden
+
     # ---------------------------------------------------------- filesystem
 
     def physical(

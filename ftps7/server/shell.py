@@ -20,7 +20,6 @@ from __future__ import annotations
 import codecs
 import contextlib
 import errno
-import itertools
 import operator
 import os
 import secrets
@@ -449,12 +448,19 @@ class SiteShell:
         ("/" cannot occur in a name, so it separates them).
         """
         joined = "/" + "/".join(names)
-        if not listing.is_listable(joined):
+        if listing.has_control(joined):
             names = [name for name in names if listing.is_listable(name)]
         if "/" + PARTIAL_PREFIX in joined:
             names = [name for name in names if not name.startswith(PARTIAL_PREFIX)]
-        names = list(itertools.filterfalse(self.namespace.is_hidden, names))
         filtering = self.request_filtering
+        # Hidden names: the namespace's and request filtering's hiddenSegments
+        # (a name is one segment). Lower-casing never makes a "/", so a hidden
+        # name is in the list only if "/<name>/" is in the joined names.
+        hidden = self.namespace.hidden_names | {s.lower() for s in filtering.hidden_segments}
+        if hidden:
+            bounded = joined.lower() + "/"
+            if any(f"/{name}/" in bounded for name in hidden):
+                names = [name for name in names if name.lower() not in hidden]
         base = paths.join(user_path)
         prefix = "" if base == "/" else base
         if filtering.deny_url_sequences:
@@ -464,12 +470,10 @@ class SiteShell:
                 if request_filter_allows(f"{prefix}/{name}", filtering, check_extension=False)
                 is None
             ]
-        # Otherwise only the name's own segment and the length of "<base>/<name>"
-        # can fail request filtering: the folder itself passed it (`_filter`).
-        # (fileExtensions needs to know files from folders: `_read_folder`.)
-        hidden = {segment.lower() for segment in filtering.hidden_segments}
-        if hidden:
-            names = [name for name in names if name.lower() not in hidden]
+        # Otherwise only the name's own segment (above) and the length of
+        # "<base>/<name>" can fail request filtering: the folder itself passed
+        # it (`_filter`). (fileExtensions needs to know files from folders:
+        # `_read_folder`.)
         longest = filtering.max_url - len(prefix.encode("utf-8", "surrogateescape")) - 1
         # A character is at most 4 bytes in UTF-8: encode only when a name may be too long.
         if max(map(len, names), default=0) * 4 > longest:

@@ -17,6 +17,7 @@ from ftps7.core.listing import (
     available_bytes_text,
     directory_entry,
     entry_from_stat,
+    has_control,
     is_listable,
     list_lines,
     mdtm,
@@ -133,6 +134,14 @@ def test_list_lines_selects_style_and_skips_unlistable_names() -> None:
         "-rw-r--r--   1 owner    group            1234 Jan 20 10:35 a",
         "drwxr-xr-x   1 owner    group               0 Jan 20 10:35 d",
     ]
+
+
+def test_has_control_is_exact_beyond_printable_text() -> None:
+    assert not has_control("plain/names with space/ünï")
+    assert has_control("a/b\r\n226 fake") and has_control("x\x7f")
+    # Not printable, yet no control character: the expression decides.
+    assert not has_control("no\u00a0break") and not has_control("caf\udce9")
+    assert has_control("caf\udce9\x00")
 
 
 def test_nlst_lines() -> None:

@@ -125,6 +125,14 @@ def test_hidden_segments_are_left_out(tree: Path) -> None:
     assert "Hidden" not in shown and "sub" not in shown and "b.txt" in shown
 
 
+def test_a_hidden_name_hides_only_itself(tmp_path: Path) -> None:
+    for name in ("secret", "SECRET.txt", "my-secret", "Secret"):
+        (tmp_path / name).write_bytes(b"")
+    filtering = RequestFiltering(hidden_segments=("secret",))
+    shown = names(read(make_shell(tmp_path, filtering=filtering), "/"))
+    assert shown == ["SECRET.txt", "my-secret"]
+
+
 @pytest.mark.parametrize(
     ("filtering", "gone"),
     [
