@@ -50,15 +50,23 @@ class CrlServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.0"
 
-            def do_GET(self) -> None:
+            def _arrived(self) -> str | None:
+                """Count the request; its path, or None once a hanging path is released."""
                 path = self.path.split("?", 1)[0]
                 with server._lock:
                     server._counts[path] += 1
                     hang = path in server._hanging
-                    route = server._routes.get(path)
                 if hang:
                     server._release.wait(timeout=30)
+                    return None
+                return path
+
+            def do_GET(self) -> None:
+                path = self._arrived()
+                if path is None:
                     return
+                with server._lock:
+                    route = server._routes.get(path)
                 if route is None:
                     self.send_error(404)
                     return
@@ -71,16 +79,12 @@ class CrlServer:
                 self.wfile.write(body)
 
             def do_POST(self) -> None:
-                path = self.path.split("?", 1)[0]
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                with server._lock:
-                    server._counts[path] += 1
-                    hang = path in server._hanging
-                    answer = server._answers.get(path)
-                if hang:
-                    server._release.wait(timeout=30)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                path = self._arrived()
+                if path is None:
                     return
+                with server._lock:
+                    answer = server._answers.get(path)
                 if answer is None:
                     self.send_error(404)
                     return

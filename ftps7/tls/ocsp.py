@@ -309,6 +309,21 @@ class OcspCache:
         urls = ocsp_urls(cert)
         if not urls or self._poster is None:
             return None
+        try:
+            return await self._answer(cert, issuer, now, urls, freshness_time, retrieval_timeout)
+        except Exception as error:  # the CRLs decide then
+            _log.failure("OCSP check failed unexpectedly")
+            return RevocationStatus.unknown(f"OCSP: internal error: {error!r}")
+
+    async def _answer(
+        self,
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        now: datetime.datetime,
+        urls: tuple[str, ...],
+        freshness_time: float,
+        retrieval_timeout: float,
+    ) -> RevocationStatus:
         held = self._current(cert, issuer, now)
         if held is not None and not (
             freshness_time > 0 and self._clock.seconds() - held.obtained > freshness_time
