@@ -122,16 +122,7 @@ class Reloader(service.Service):
             )
             return False
         running = state.config
-        for setting in restart_only_changes(running, loaded):
-            log.warn(
-                "configuration reload: {setting} takes effect at the next restart; "
-                "the running value stays",
-                setting=setting,
-            )
         config = applicable(running, loaded)
-        if state.worker == 0:
-            for warning in warnings:
-                log.warn("configuration: {warning}", warning=warning)
         try:
             state.reconfigure(config)
         except DirectoryError as error:  # reconfigure changed nothing
@@ -148,6 +139,15 @@ class Reloader(service.Service):
             )
             return False
         state.auto_certificate = auto
+        if state.worker == 0:  # the others have the same file
+            for setting in restart_only_changes(running, loaded):
+                log.warn(
+                    "configuration reload: {setting} takes effect at the next restart; "
+                    "the running value stays",
+                    setting=setting,
+                )
+            for warning in warnings:
+                log.warn("configuration: {warning}", warning=warning)
         problems = await self.listeners.update(plan_listeners(config.sites))
         if self.signal_workers is not None:
             self.signal_workers(signal.SIGHUP)
