@@ -115,16 +115,25 @@ def _shared_auto_certificate(state: Any) -> Any:
 def makeService(options: Options) -> service.MultiService:
     from twisted.internet import reactor
 
+    from ftps7.config.reload import restart_only_text, with_restart_only
     from ftps7.server.handover import cancel_threaded_transfers
     from ftps7.server.monitor import CertificateMonitor
     from ftps7.server.reload import Reloader
     from ftps7.server.startup import build_listeners, prepare
     from ftps7.server.state import ServerState
-    from ftps7.server.workers import WorkerSupervisor, worker_argv, worker_index
+    from ftps7.server.workers import (
+        WorkerSupervisor,
+        running_restart_only,
+        worker_argv,
+        worker_index,
+    )
 
     config = options["loaded"]
     logfilter.observer.set_level(options["log-level"])
     worker = worker_index()
+    inherited = running_restart_only()
+    if inherited:  # a worker (re)started by worker 0 runs as the others do
+        config = with_restart_only(config, inherited)
     top = service.MultiService()
     io_pool = ThreadPool(minthreads=2, maxthreads=16, name="ftps7-io")
     auth_pool = ThreadPool(minthreads=1, maxthreads=4, name="ftps7-auth")
@@ -158,7 +167,9 @@ def makeService(options: Options) -> service.MultiService:
         state.auto_certificate = _shared_auto_certificate(state)
     supervisor = None
     if config.ftps7.process.workers > 1 and worker == 0:
-        supervisor = WorkerSupervisor(config.ftps7.process.workers, worker_argv())
+        supervisor = WorkerSupervisor(
+            config.ftps7.process.workers, worker_argv(), restart_only_text(config)
+        )
         supervisor.setServiceParent(top)
     # Stopped before the pools (a MultiService stops its children in reverse).
     ClosingService(state).setServiceParent(top)
@@ -169,6 +180,16 @@ def makeService(options: Options) -> service.MultiService:
     Reloader(state, listeners, signal_workers=signal_workers).setServiceParent(top)
     # Services start in the reactor's "before startup" phase, so by the time this
     # runs every listener is bound: tests and supervisors can wait for this line.
+    if config.ftps7.process.workers > 1:
+        low, high = state.passive_range()
+        if low:
+            log.info(
+                "worker {worker} of {workers} owns passive ports {low}-{high}",
+                worker=worker,
+                workers=config.ftps7.process.workers,
+                low=low,
+                high=high,
+            )
     reactor.callWhenRunning(_ready, worker)
     return top
 

@@ -20,10 +20,11 @@ configuration that is actually applied.
 from __future__ import annotations
 
 import dataclasses
+import json
 
-from ftps7.config.model import ServerConfig
+from ftps7.config.model import ProcessSettings, ProxyProtocolSettings, ServerConfig
 
-__all__ = ["applicable", "restart_only_changes"]
+__all__ = ["applicable", "restart_only_changes", "restart_only_text", "with_restart_only"]
 
 
 def restart_only_changes(running: ServerConfig, loaded: ServerConfig) -> tuple[str, ...]:
@@ -62,6 +63,37 @@ def applicable(running: ServerConfig, loaded: ServerConfig) -> ServerConfig:
         proxy_protocol=running.ftps7.proxy_protocol,
     )
     return dataclasses.replace(loaded, ftps7=ftps7)
+
+
+def restart_only_text(config: ServerConfig) -> str:
+    """``config``'s restart-only settings as text, for a worker process to start with.
+
+    Worker 0 passes its own in the environment of every worker it starts: a
+    worker that is restarted after the file changed must still run with the
+    same worker count (its slice of the passive ports depends on it) and
+    PROXY settings as the running processes, not with what the file says now.
+    """
+    return json.dumps(
+        {
+            "process": dataclasses.asdict(config.ftps7.process),
+            "proxy_protocol": dataclasses.asdict(config.ftps7.proxy_protocol),
+        }
+    )
+
+
+def with_restart_only(config: ServerConfig, text: str) -> ServerConfig:
+    """``config`` with the restart-only settings of `restart_only_text`."""
+    data = json.loads(text)
+    proxy = data["proxy_protocol"]
+    ftps7 = dataclasses.replace(
+        config.ftps7,
+        process=ProcessSettings(**data["process"]),
+        proxy_protocol=ProxyProtocolSettings(
+            enabled=bool(proxy["enabled"]),
+            trusted_proxies=tuple(proxy["trusted_proxies"]),
+        ),
+    )
+    return dataclasses.replace(config, ftps7=ftps7)
 
 
 def _bool(value: bool) -> str:

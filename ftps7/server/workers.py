@@ -39,7 +39,14 @@ from ftps7 import logfilter
 log = Logger(observer=logfilter.observer)
 
 WORKER_ENV = "FTPS7_WORKER"
+#: Worker 0's restart-only settings (``config.reload.restart_only_text``).
+RESTART_ONLY_ENV = "FTPS7_RESTART_ONLY"
 RESTART_DELAY = 1.0
+
+
+def running_restart_only() -> str | None:
+    """The restart-only settings worker 0 runs with, in a worker it started."""
+    return os.environ.get(RESTART_ONLY_ENV) if worker_index() > 0 else None
 
 
 def worker_index() -> int:
@@ -113,9 +120,10 @@ class _WorkerProtocol(protocol.ProcessProtocol):
 class WorkerSupervisor(service.Service):
     """Worker 0 starts workers 1..N-1 and restarts any that die."""
 
-    def __init__(self, workers: int, argv: Sequence[str]) -> None:
+    def __init__(self, workers: int, argv: Sequence[str], restart_only: str = "") -> None:
         self.workers = workers
         self.argv = list(argv)
+        self.restart_only = restart_only
         self.processes: dict[int, Any] = {}
         self.protocols: dict[int, _WorkerProtocol] = {}
         self.stopping = False
@@ -129,6 +137,8 @@ class WorkerSupervisor(service.Service):
         from twisted.internet import reactor
 
         env = dict(os.environ, **{WORKER_ENV: str(index)})
+        if self.restart_only:
+            env[RESTART_ONLY_ENV] = self.restart_only
         self.protocols[index] = _WorkerProtocol(self, index)
         self.processes[index] = reactor.spawnProcess(
             self.protocols[index],

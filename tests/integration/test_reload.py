@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import signal
 import socket
 import ssl
@@ -212,4 +213,31 @@ def test_a_file_that_cannot_be_applied_changes_nothing(server: Running) -> None:
     client = server.ftps(user="bob")  # the rules of the running configuration
     with pytest.raises(error_perm, match="^550"):
         _store(client, "refused.txt")
+    client.quit()
+
+
+def test_a_restarted_worker_runs_with_the_running_worker_count(
+    start_server: Callable[..., Running],
+) -> None:
+    """Its passive ports depend on it: a worker restarted after the file changed
+    must not take another worker's slice."""
+    low = 20140  # below the ephemeral range, apart from the other workers tests' ports
+    server = start_server(
+        system_ftp=(
+            f'<firewallSupport lowDataChannelPort="{low}" highDataChannelPort="{low + 9}" />'
+        ),
+        ftps7_extra='<process workers="2" />',
+    )
+    server.process.wait_for_log(r"ftps7 ready \(worker 1\)")
+    _edit(server, '<process workers="2" />', '<process workers="3" />')
+    _reload(server)
+    assert "<ftps7><process workers> (2 -> 3) takes effect" in server.process.log
+    started = re.search(r"started worker 1 \(pid (\d+)\)", server.process.log)
+    assert started is not None
+    os.kill(int(started.group(1)), signal.SIGKILL)
+    server.process.wait_for_log(r"ftps7 ready \(worker 1\)", occurrence=2)
+    slices = re.findall(r"worker 1 of (\d) owns passive ports (\d+)-(\d+)", server.process.log)
+    assert slices == [("2", str(low + 5), str(low + 9))] * 2
+    client = server.ftps(user="bob")
+    assert client.nlst() == ["hello.txt"]
     client.quit()

@@ -13,7 +13,12 @@ from twisted.python.threadpool import ThreadPool
 from ftps7.auth.directory import DirectoryError
 from ftps7.config import load_config
 from ftps7.config.model import ServerConfig
-from ftps7.config.reload import applicable, restart_only_changes
+from ftps7.config.reload import (
+    applicable,
+    restart_only_changes,
+    restart_only_text,
+    with_restart_only,
+)
 from ftps7.server.state import ServerState
 
 
@@ -192,3 +197,16 @@ def test_a_reconfigure_that_fails_changes_nothing(tmp_path: Path) -> None:
         state.reconfigure(broken)
     assert state.__dict__ == before
     assert list(state.portals) == ["A"]
+
+
+def test_restart_only_settings_travel_to_a_worker_as_text(tmp_path: Path) -> None:
+    running = _config(
+        tmp_path,
+        ftps7='<process workers="2" transferThreads="3" />'
+        '<proxyProtocol enabled="true" trustedProxies="10.0.0.0/8" />',
+    )
+    edited = _config(tmp_path, ftps7='<process workers="4" />', name="edited.config")
+    started = with_restart_only(edited, restart_only_text(running))
+    assert started.ftps7.process == running.ftps7.process
+    assert started.ftps7.proxy_protocol == running.ftps7.proxy_protocol
+    assert started.sites == edited.sites
