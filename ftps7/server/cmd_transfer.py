@@ -667,9 +667,9 @@ class TransferCommands:
             return lines
 
         def format_listing() -> list[str]:
-            result = shell.read_directory(path)
             if kind == "NLST":
-                return listing.nlst_lines(result.names)
+                return listing.nlst_lines(shell.read_names(path))
+            result = shell.read_directory(path)
             if kind == "MLSD":
                 return mlsd(result)
             names, stats = result.names, result.stats

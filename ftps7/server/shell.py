@@ -375,6 +375,61 @@ class SiteShell:
             uniques,
         )
 
+    def read_names(self, user_path: str) -> list[str]:
+        """The names `read_directory` would list, sorted, without a ``stat`` per entry (NLST).
+
+        The same names: the folder's entries are read with their types
+        (``scandir``, from the directory itself on the usual file systems),
+        so only symlinks need a ``stat`` (dangling ones, and those leading out
+        of the jail, are left out) and ``fileExtensions`` still knows files
+        from folders. An entry that vanishes meanwhile may still be named.
+        """
+        self._filter(user_path)
+        self._need(user_path, Permission.READ)
+        names: list[str] = []
+        try:
+            real = self._resolve(user_path).real_path
+            if not statmod.S_ISDIR(os.stat(real).st_mode):
+                raise FTPError(R.NOT_A_DIRECTORY)
+            names = self._read_folder_names(user_path, real)
+        except FTPError:
+            if not self._is_virtual_dir(user_path):
+                raise
+        except OSError as exc:
+            if not self._is_virtual_dir(user_path):
+                raise os_error_reply(exc, R.PATH_UNAVAILABLE) from None
+        virtual = self.namespace.virtual_children(user_path)
+        if virtual:
+            names = sorted({*names, *virtual})
+        return names
+
+    def _read_folder_names(self, user_path: str, real: str) -> list[str]:
+        folder = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            with os.scandir(folder) as scan:
+                entries = {entry.name: entry for entry in scan}
+            names = self._visible_names(user_path, list(entries))
+            names.sort()
+            extensions = filters_extensions(self.request_filtering)
+            if not extensions and not any(entries[name].is_symlink() for name in names):
+                return names
+            kept: list[str] = []
+            for name in names:
+                entry = entries[name]
+                try:
+                    if entry.is_symlink():
+                        is_dir = statmod.S_ISDIR(os.stat(name, dir_fd=folder).st_mode)
+                        self.namespace.physical(paths.join(user_path, name))
+                    else:
+                        is_dir = entry.is_dir(follow_symlinks=False)
+                except (OSError, paths.PathError):
+                    continue  # dangling, vanished, or leads outside the jail
+                if is_dir or not extensions or extension_allowed(name, self.request_filtering):
+                    kept.append(name)
+            return kept
+        finally:
+            os.close(folder)
+
     def _read_folder(self, user_path: str, real: str) -> tuple[list[str], list[os.stat_result]]:
         """The listable entries of the folder ``real`` (the user's
         ``user_path``): names, sorted, and their ``stat`` results.

@@ -280,3 +280,80 @@ def test_list_directory_runs_the_same_work_in_the_pool(tree: Path) -> None:
     results: list[Listing] = []
     shell.list_directory("/dir").addCallback(results.append)
     assert results == [read(shell, "/dir")]
+
+
+# ------------------------------------------- read_names (NLST): the same names, no lstat
+
+_EXE = (FileExtensionRule(".exe", False),)
+_TXT_ONLY = (FileExtensionRule(".txt", True),)
+
+
+@pytest.mark.parametrize(
+    "filtering",
+    [
+        RequestFiltering(),
+        RequestFiltering(hidden_segments=("hidden", "SUB")),
+        RequestFiltering(deny_url_sequences=("..",)),
+        RequestFiltering(file_extensions=_EXE),
+        RequestFiltering(file_extensions_allow_unlisted=False, file_extensions=_TXT_ONLY),
+        RequestFiltering(max_url=11),
+    ],
+)
+def test_read_names_lists_what_read_directory_lists(
+    tree: Path, tmp_path: Path, filtering: RequestFiltering
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    vdirs = (
+        VirtualDirectory("/dir/mounted", str(elsewhere)),
+        VirtualDirectory("/dir/sub", str(elsewhere)),
+    )
+    (tree / "dir" / "sub.d").mkdir()  # a folder that looks like it has an extension
+    os.symlink("x.exe", tree / "dir" / "link-exe")
+    shell = make_shell(tree, filtering=filtering, vdirs=vdirs)
+
+    def outcome(function: Callable[[], Any]) -> Any:
+        try:
+            return function()
+        except FTPError as error:
+            return error.reply
+
+    for path in ("/dir", "/", "/dir/sub"):
+        expected = outcome(lambda: names(read(shell, path)))  # noqa: B023
+        assert outcome(lambda: shell.read_names(path)) == expected, path  # noqa: B023
+
+
+def test_read_names_stats_nothing_but_symlinks(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real_stat, real_lstat = os.stat, os.lstat
+
+    def counted(real: Any) -> Any:
+        def call(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+            if kwargs.get("dir_fd") is not None:  # an entry of the folder being read
+                calls.append(os.fsdecode(path))
+            return real(path, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(shell_module.os, "stat", counted(real_stat))
+    monkeypatch.setattr(shell_module.os, "lstat", counted(real_lstat))
+    shown = make_shell(tree).read_names("/dir")
+    assert "b.txt" in shown and "dangling" not in shown and "link-out" not in shown
+    assert sorted(calls) == ["dangling", "link-dir", "link-file", "link-out"]
+
+
+def test_read_names_errors_and_virtual_parents(tree: Path, tmp_path: Path) -> None:
+    shell = make_shell(tree)
+    with pytest.raises(FTPError) as raised:
+        shell.read_names("/dir/b.txt")
+    assert raised.value.reply is R.NOT_A_DIRECTORY
+    with pytest.raises(FTPError) as raised:
+        shell.read_names("/nothing")
+    assert raised.value.reply is R.PATH_UNAVAILABLE
+    target = tmp_path / "target"
+    target.mkdir()
+    (tmp_path / "bare").mkdir()
+    virtual = make_shell(tmp_path / "bare", vdirs=(VirtualDirectory("/a/b", str(target)),))
+    assert virtual.read_names("/a") == ["b"]
