@@ -26,7 +26,7 @@ import secrets
 import stat as statmod
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -335,19 +335,13 @@ class SiteShell:
         names: list[str] = []
         stats: list[os.stat_result] = []
         directory: listing.Entry | None = None
-        try:
+        with self._unless_virtual(user_path):
             real = self._resolve(user_path).real_path
             st = os.stat(real)
             directory = listing.entry_from_stat(".", st)
             if not statmod.S_ISDIR(st.st_mode):
                 raise FTPError(R.NOT_A_DIRECTORY)
             names, stats = self._read_folder(user_path, real)
-        except FTPError:
-            if not self._is_virtual_dir(user_path):
-                raise
-        except OSError as exc:
-            if not self._is_virtual_dir(user_path):
-                raise os_error_reply(exc, R.PATH_UNAVAILABLE) from None
         if directory is None:
             directory = listing.directory_entry(".", time.time())
         virtual = self.namespace.virtual_children(user_path)
@@ -375,6 +369,19 @@ class SiteShell:
             uniques,
         )
 
+    @contextlib.contextmanager
+    def _unless_virtual(self, user_path: str) -> Iterator[None]:
+        """A folder that cannot be read is an error reply, unless it is a virtual
+        directory: that one still lists its virtual children."""
+        try:
+            yield
+        except FTPError:
+            if not self._is_virtual_dir(user_path):
+                raise
+        except OSError as exc:
+            if not self._is_virtual_dir(user_path):
+                raise os_error_reply(exc, R.PATH_UNAVAILABLE) from None
+
     def read_names(self, user_path: str) -> list[str]:
         """The names `read_directory` would list, sorted, without a ``stat`` per entry (NLST).
 
@@ -387,17 +394,11 @@ class SiteShell:
         self._filter(user_path)
         self._need(user_path, Permission.READ)
         names: list[str] = []
-        try:
+        with self._unless_virtual(user_path):
             real = self._resolve(user_path).real_path
             if not statmod.S_ISDIR(os.stat(real).st_mode):
                 raise FTPError(R.NOT_A_DIRECTORY)
             names = self._read_folder_names(user_path, real)
-        except FTPError:
-            if not self._is_virtual_dir(user_path):
-                raise
-        except OSError as exc:
-            if not self._is_virtual_dir(user_path):
-                raise os_error_reply(exc, R.PATH_UNAVAILABLE) from None
         virtual = self.namespace.virtual_children(user_path)
         if virtual:
             names = sorted({*names, *virtual})
