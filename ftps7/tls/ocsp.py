@@ -72,6 +72,8 @@ OCSP_CLOCK_SKEW = datetime.timedelta(minutes=5)
 UNDATED_LIFETIME = datetime.timedelta(minutes=5)
 # A responder that did not answer is not asked again for this long.
 FAILED_FETCH_BACKOFF = 60.0
+# Answers held at most (one per client or CA certificate seen), oldest dropped first.
+MAX_ANSWERS = 10_000
 
 _HASHES = (hashes.SHA1, hashes.SHA224, hashes.SHA256, hashes.SHA384, hashes.SHA512)
 
@@ -338,9 +340,11 @@ class OcspCache:
             result = await self._ask(url, cert, issuer, now, retrieval_timeout)
             if not isinstance(result, str):
                 status, until = result
-                self._answers[self._key(cert, issuer)] = _Answer(
-                    status, until, self._clock.seconds()
-                )
+                key = self._key(cert, issuer)
+                self._answers.pop(key, None)  # newest last: the oldest go first
+                self._answers[key] = _Answer(status, until, self._clock.seconds())
+                while len(self._answers) > MAX_ANSWERS:
+                    del self._answers[next(iter(self._answers))]
                 return status
             notes.append(f"{url}: {result}")
         if held is not None:

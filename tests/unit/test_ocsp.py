@@ -376,3 +376,23 @@ class OcspThenCrlTests(TestCase):
         (self.base / "CRL" / "issuing.crl").write_bytes(crl_der(make_crl(self.issuing)))
         result = await self.check(self.alice)
         assert result.ok, result.log_text()
+
+
+def test_the_answers_held_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ftps7.tls.ocsp as module
+
+    monkeypatch.setattr(module, "MAX_ANSWERS", 2)
+    clock, poster = task.Clock(), FakePoster()
+    cache = OcspCache(clock, poster)
+    poster.answers.append(make_ocsp_response(ALICE.cert, ISSUING))
+    assert _ask(cache).state is RevocationState.GOOD
+    others = [make_client_cert(ISSUING, f"user{n}") for n in range(2)]
+    for other in others:
+        key = cache._key(other.cert, ISSUING.cert)
+        cache._answers[key] = cache._answers[cache._key(ALICE.cert, ISSUING.cert)]
+    poster.answers.append(make_ocsp_response(ALICE.cert, ISSUING))
+    clock.advance(1)
+    assert _ask(cache, freshness=0.5).state is RevocationState.GOOD  # asked again, kept last
+    assert len(cache._answers) == 2
+    assert cache.status_cached(ALICE.cert, ISSUING.cert, NOW) is not None
+    assert cache.status_cached(others[0].cert, ISSUING.cert, NOW) is None  # the oldest went
