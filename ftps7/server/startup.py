@@ -16,19 +16,17 @@ from ftps7.tls.store import CertificateStore
 log = Logger(observer=logfilter.observer)
 
 
-def configuration_report(
-    config: ServerConfig, store: CertificateStore, *, create: bool = True
-) -> tuple[Any, list[str]]:
+def configuration_report(config: ServerConfig, store: CertificateStore) -> tuple[Any, list[str]]:
     """The example certificate and every warning about ``config`` (blocking I/O).
 
-    The certificate named by ``<certificateStore autoCreate>`` is made if it
-    is missing (``create``; else None); the warnings are the loader's, the
+    The certificate named by ``<certificateStore autoCreate>`` (None without
+    one) is made if it is missing; the warnings are the loader's, the
     ineffective settings and what the store says about the thumbprints.
     Start-up calls this before the reactor runs, a reload in a pool thread.
     """
     auto: Any = None
     name = config.ftps7.certificate_store.auto_create
-    if name and create:
+    if name:
         from ftps7.tls.certgen import ensure_self_signed
 
         auto = ensure_self_signed(store, name)  # race-safe between workers
