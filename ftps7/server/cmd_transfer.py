@@ -25,7 +25,7 @@ from ftps7.config.model import ConnectionSettings, ShowFlags
 from ftps7.core import listing, paths, tlspolicy
 from ftps7.core.bandwidth import Bandwidth
 from ftps7.core.replies import FTPError, R, Reply, format_reply, framed_reply
-from ftps7.server import addresses
+from ftps7.server import addresses, w3clog
 from ftps7.server.datachannel import DataConnection, PassiveListener, connect_active
 from ftps7.server.shell import os_error_reply
 from ftps7.server.transfers import FileReceiver, FileSender
@@ -239,8 +239,30 @@ class TransferCommands:
 
     def _data_accepted(self: FTPSession, connection: DataConnection) -> DataConnection:
         """Start data TLS at once if PROT P is in force (curl handshakes before LIST)."""
+        self._log_data_channel(connection)
         self.setup_data_tls(connection)
         return connection
+
+    def _log_data_channel(self: FTPSession, connection: DataConnection) -> None:
+        """W3C ``DataChannelOpened`` now and ``DataChannelClosed`` when it closes."""
+        transport: Any = connection.transport
+        peer_port, local_port = transport.getPeer().port, transport.getHost().port
+        site, opened = self.state.site, self.server.clock.seconds()
+        self.log_channel_event(
+            site, "DataChannelOpened", peer_port=peer_port, local_port=local_port, since=opened
+        )
+
+        def closed(_: object) -> None:
+            self.log_channel_event(
+                site,
+                "DataChannelClosed",
+                peer_port=peer_port,
+                local_port=local_port,
+                since=opened,
+                win32_status=0 if connection.clean_close else w3clog.CHANNEL_NOT_CLEAN,
+            )
+
+        connection.closed.addCallback(closed)
 
     def setup_data_tls(self: FTPSession, connection: DataConnection) -> None:
         if self.state.prot_private:
@@ -355,6 +377,7 @@ class TransferCommands:
             raise FTPError(R.CANT_OPEN_DATA) from None
         finally:
             transfer.pending = None
+        self._log_data_channel(connection)
         self.setup_data_tls(connection)
         return connection
 

@@ -120,6 +120,8 @@ class FTPSession(
         self.client_chain: tuple[Any, ...] = ()
         self._counted_site: Site | None = None
         self.last_code = 0
+        # When the session was admitted (ControlChannelOpened); None if it was not.
+        self._connected_at: float | None = None
         self._greeted = False
         self.transfer: Any = None  # the running transfer, if any
         self.data: Any = None  # the prepared data channel (PASV listener or PORT target)
@@ -178,6 +180,8 @@ class FTPSession(
                 return
             self._refuse_connection(self._max_clients_reply(site))
             return
+        self._connected_at = self.server.clock.seconds()
+        self._control_event("ControlChannelOpened")
         if self.implicit:
             self.state.tls = TlsState.NEGOTIATING
             self.state.pbsz = True
@@ -199,6 +203,8 @@ class FTPSession(
         return message_reply(R.TOO_MANY_CONNECTIONS, self.message_lines(text))
 
     def connectionLost(self, reason: Failure = error.ConnectionDone) -> None:  # type: ignore[assignment]
+        # Ended by us (QUIT, a timeout, a refusal) or by the client's FIN: clean.
+        clean = self._closing or reason.check(error.ConnectionDone) is not None
         self._closing = True
         self._cancel_timer("_idle")
         self._cancel_timer("_handshake_timer")
@@ -212,6 +218,8 @@ class FTPSession(
         if self.transfer is not None:
             self.transfer.abort("control connection closed")
         self.close_data_channel()
+        if self._connected_at is not None:
+            self._control_event("ControlChannelClosed", clean=clean)
         self.state.reset_login()
         self.set_site(None)
         self.server.sessions.discard(self)
@@ -520,14 +528,12 @@ class FTPSession(
                 uri = "-"
         elif argument and name != "PASS":
             uri = argument[:200]
-        identity = self.state.identity
-        user = identity.name if identity else (self.state.pending_user or "-")
         self.server.site_logs.write(
             site,
             w3clog.Entry(
                 client_ip=self.peer_host,
                 client_port=self.peer_port,
-                user=user,
+                user=self._log_user(),
                 server_ip=self.local_host,
                 server_port=self.local_port,
                 method=_printable(verb),
@@ -539,6 +545,59 @@ class FTPSession(
                 bytes_sent=self.state.bytes_sent - sent,
                 bytes_received=self.state.bytes_received - received,
                 time_taken_ms=int((self.server.clock.seconds() - started) * 1000),
+            ),
+        )
+
+    def _control_event(self, event: str, *, clean: bool = True) -> None:
+        assert self._connected_at is not None
+        self.log_channel_event(
+            self.state.site,
+            event,
+            peer_port=self.peer_port,
+            local_port=self.local_port,
+            since=self._connected_at,
+            win32_status=0 if clean else w3clog.CHANNEL_NOT_CLEAN,
+        )
+
+    def _log_user(self) -> str:
+        identity = self.state.identity
+        return identity.name if identity else (self.state.pending_user or "-")
+
+    def log_channel_event(
+        self,
+        site: Site | None,
+        event: str,
+        *,
+        peer_port: int,
+        local_port: int,
+        since: float,
+        win32_status: int = 0,
+    ) -> None:
+        """IIS's W3C lines for the channels themselves: ``ControlChannelOpened``,
+        ``ControlChannelClosed``, ``DataChannelOpened``, ``DataChannelClosed``.
+
+        No FTP status (``-``); the ports are the channel's own (a data
+        channel's ``s-port`` is its passive or active port); ``time-taken``
+        is how long the channel was open; a channel that did not end cleanly
+        has win32 status 64 (ERROR_NETNAME_DELETED), as IIS writes it.
+        """
+        if site is None or not self.server.site_logs.logs:
+            return
+        self.server.site_logs.write(
+            site,
+            w3clog.Entry(
+                client_ip=self.peer_host,
+                client_port=peer_port,
+                user=self._log_user(),
+                server_ip=self.local_host,
+                server_port=local_port,
+                method=event,
+                uri="-",
+                status=None,
+                session=str(self.session_id),
+                host=self.state.host or "-",
+                time_taken_ms=int((self.server.clock.seconds() - since) * 1000),
+                win32_status=win32_status,
             ),
         )
 

@@ -57,6 +57,11 @@ FIELDS = {
 }
 
 
+#: The win32 status IIS writes for a channel that did not end cleanly
+#: (ERROR_NETNAME_DELETED: the connection was reset or aborted).
+CHANNEL_NOT_CLEAN = 64
+
+
 @dataclass(frozen=True)
 class Entry:
     """One logged command."""
@@ -68,7 +73,7 @@ class Entry:
     server_port: int
     method: str
     uri: str
-    status: int
+    status: int | None  # None: "-", the channel events (ControlChannelOpened, ...)
     session: str
     full_path: str = "-"
     host: str = "-"
@@ -181,7 +186,7 @@ class SiteLog:
             "s-port": str(entry.server_port),
             "cs-method": _field(entry.method),
             "cs-uri-stem": _field(entry.uri),
-            "sc-status": str(entry.status),
+            "sc-status": "-" if entry.status is None else str(entry.status),
             "sc-win32-status": str(entry.win32_status),
             "sc-substatus": str(entry.sub_status),
             "sc-bytes": str(entry.bytes_sent),
