@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import itertools
 import socket
 from inspect import iscoroutine
 from typing import TYPE_CHECKING, Any
@@ -55,7 +54,6 @@ if TYPE_CHECKING:
     from ftps7.tls.contexts import SessionTls
 
 log = Logger(observer=logfilter.observer)
-_session_ids = itertools.count(1)
 
 #: Lines a client may pipeline before the server stops reading the control
 #: connection until the queue drains (memory stays bounded, the client waits).
@@ -94,7 +92,7 @@ class FTPSession(
         self.server = server
         self.endpoint = endpoint
         self.implicit = endpoint.implicit
-        self.session_id = next(_session_ids)
+        self.session_id = server.new_session_id()
         self.parser = LineParser()
         self.state = SessionState(site=None)
         self.peer_host = ""
@@ -122,6 +120,10 @@ class FTPSession(
         self.last_code = 0
         # When the session was admitted (ControlChannelOpened); None if it was not.
         self._connected_at: float | None = None
+        # A command is running that answers at once, and how the connection
+        # ended if it closed meanwhile (W3C ControlChannelClosed).
+        self._in_command = False
+        self._closed_cleanly: bool | None = None
         self._greeted = False
         self.transfer: Any = None  # the running transfer, if any
         self.data: Any = None  # the prepared data channel (PASV listener or PORT target)
@@ -218,7 +220,9 @@ class FTPSession(
         if self.transfer is not None:
             self.transfer.abort("control connection closed")
         self.close_data_channel()
-        if self._connected_at is not None:
+        if self._in_command:
+            self._closed_cleanly = clean  # logged after the command's own line
+        elif self._connected_at is not None:
             self._control_event("ControlChannelClosed", clean=clean)
         self.state.reset_login()
         self.set_site(None)
@@ -485,6 +489,7 @@ class FTPSession(
         out_of_band = self.transfer is not None and name in OUT_OF_BAND
         if not out_of_band:
             self._busy = True
+        self._in_command = True  # (a QUIT closes the connection inside it)
         try:
             result = handler(argument)
         except Exception:
@@ -500,11 +505,16 @@ class FTPSession(
             except Exception:
                 self._failed(Failure(), verb)
             self._log_command(verb, argument, started, sent, received)
+            self._in_command = False
+            if self._closed_cleanly is not None and self._connected_at is not None:
+                # The command's own line first, as IIS writes them.
+                self._control_event("ControlChannelClosed", clean=self._closed_cleanly)
             if not out_of_band:
                 # (The idle timer was just moved, at the start of this command.)
                 self._busy = False
                 self._next()
             return
+        self._in_command = False
         result.addCallbacks(self._succeeded, self._failed, errbackArgs=(verb,))
         result.addBoth(lambda _: self._log_command(verb, argument, started, sent, received))
         if not out_of_band:

@@ -11,6 +11,7 @@ reactor and the clock are passed in).
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -143,6 +144,9 @@ class ServerState:
         self.banner = "ftps7 FTP Service"
         self.version = __version__
         self.sessions: set[FTPSession] = set()
+        # Worker i of n numbers its sessions i+1, i+1+n, ...: a session number
+        # in the log or a W3C x-session field names one session of the server.
+        self._session_ids = itertools.count(1 + worker, config.ftps7.process.workers)
         self.connections = ConnectionCounter()
         self.extra_checkers = list(extra_checkers)
         self.auto_certificate: Any = None
@@ -255,6 +259,9 @@ class ServerState:
             self.bandwidths[site.name] = (
                 kept if kept is not None and kept.rate == rate else (Bandwidth(rate))
             )
+
+    def new_session_id(self) -> int:
+        return next(self._session_ids)
 
     # --------------------------------------------------------------- threads
     def run_io(self, function: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:

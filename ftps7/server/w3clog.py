@@ -8,8 +8,9 @@ Files roll over by ``period`` (UTC unless ``localTimeRollover``) or, for
 logged as ``***``, as IIS does.
 
 Appending a line to a local file is the same kind of work twisted.logger's
-file observer does on the reactor thread; the file is line-buffered so a crash
-loses nothing that was answered.
+file observer does on the reactor thread. Lines wait at most FLUSH_DELAY and
+are written whole, in one ``write`` to a file opened for appending, so the
+worker processes of ``<process workers>`` can share a site's file.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import secrets
 import socket
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 from twisted.logger import Logger
 
@@ -31,6 +33,8 @@ log = Logger(observer=logfilter.observer)
 #: logExtFileFlags name → W3C field name (IIS FTP).
 #: Seconds a logged line may wait in the buffer before it is written out.
 FLUSH_DELAY = 1.0
+#: Bytes of lines written out at once, whatever the delay.
+FLUSH_BYTES = 1 << 16
 
 FIELDS = {
     "Date": "date",
@@ -105,8 +109,10 @@ class SiteLog:
         self.clock = clock
         self.folder = os.path.join(settings.directory, f"FTPSVC{site.id}")
         self.fields = [FIELDS[name] for name in settings.log_ext_file_flags if name in FIELDS]
-        self._file: IO[str] | None = None
+        self._fd: int | None = None
         self._name: str | None = None
+        self._pending: list[str] = []
+        self._pending_size = 0
         self._computer = socket.gethostname()
         # Date and time fields and the file name of the current second,
         # formatted once per second.
@@ -139,28 +145,20 @@ class SiteLog:
                 return name
             index += 1
 
-    def _open(self, now: datetime.datetime) -> IO[str]:
-        name = self._period_name
-        if self._file is not None and name == self._name:
-            if self.settings.period is not LogPeriod.MAX_SIZE:
-                return self._file
-            if self._file.tell() < self.settings.truncate_size:
-                return self._file
-            name = self._max_size_name()
-        self.close()
+    def _switch(self, name: str, now: datetime.datetime) -> int:
+        """Append to the file ``name`` from now on (created with its header if missing)."""
+        self._close_file()
         os.makedirs(self.folder, mode=0o750, exist_ok=True)
-        path = os.path.join(self.folder, name)
-        new = not os.path.exists(path) or os.path.getsize(path) == 0
-        handle = open(path, "a", encoding="utf-8", buffering=1 << 16)  # noqa: SIM115 - kept open
-        if new:
-            handle.write("#Software: ftps7\n#Version: 1.0\n")
-            handle.write(f"#Date: {now.strftime('%Y-%m-%d %H:%M:%S')}\n")
-            handle.write("#Fields: " + " ".join(self.fields) + "\n")
-        self._file = handle
+        header = (
+            "#Software: ftps7\n#Version: 1.0\n"
+            f"#Date: {now.strftime('%Y-%m-%d %H:%M:%S')}\n"
+            "#Fields: " + " ".join(self.fields) + "\n"
+        )
+        self._fd = _open_appending(os.path.join(self.folder, name), header.encode("utf-8"))
         # (For maxSize logs: the file rolled over to stays the name until the
         # next second looks again.)
         self._name = self._period_name = name
-        return handle
+        return self._fd
 
     def _current(self) -> tuple[datetime.datetime, str, str]:
         seconds = self.clock.seconds()  # type: ignore[attr-defined]
@@ -199,36 +197,87 @@ class SiteLog:
         }
         line = " ".join(values[name] for name in self.fields) + "\n"
         try:
-            self._open(now).write(line)
+            if self._fd is None or self._period_name != self._name:
+                self.flush()  # what is pending belongs to the previous file
+                self._switch(self._period_name, now)
+            elif self.settings.period is LogPeriod.MAX_SIZE and (
+                os.fstat(self._fd).st_size + self._pending_size >= self.settings.truncate_size
+            ):
+                self.flush()
+                self._switch(self._max_size_name(), now)
         except OSError as error:
-            log.error(
-                "cannot write the log of site {site}: {error}", site=self.site.name, error=error
-            )
+            self._cannot_write(error)
             return
-        if self._flush_call is None:
+        self._pending.append(line)
+        self._pending_size += len(line)
+        if self._pending_size >= FLUSH_BYTES:
+            self.flush()
+        elif self._flush_call is None:
             # Buffered like IIS's own W3C logging: one write system call per
             # FLUSH_DELAY at most, instead of one per command.
             self._flush_call = self.clock.callLater(FLUSH_DELAY, self.flush)  # type: ignore[attr-defined]
 
     def flush(self) -> None:
-        """Write out what is buffered (at most FLUSH_DELAY after a line, and at close)."""
+        """Write out what is buffered (at most FLUSH_DELAY after a line, and at close).
+
+        In one ``write`` to a file opened for appending: whole lines only, so
+        worker processes that log to the same file never split each other's.
+        """
         call, self._flush_call = self._flush_call, None
         if call is not None and call.active():
             call.cancel()
-        if self._file is not None:
-            try:
-                self._file.flush()
-            except OSError as error:
-                log.error(
-                    "cannot write the log of site {site}: {error}", site=self.site.name, error=error
-                )
+        if not self._pending or self._fd is None:
+            return
+        data = "".join(self._pending).encode("utf-8", "replace")
+        self._pending.clear()
+        self._pending_size = 0
+        try:
+            _append(self._fd, data)
+        except OSError as error:
+            self._cannot_write(error)
+
+    def _cannot_write(self, error: OSError) -> None:
+        log.error("cannot write the log of site {site}: {error}", site=self.site.name, error=error)
+
+    def _close_file(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def close(self) -> None:
         self.flush()
-        if self._file is not None:
-            handle, self._file = self._file, None
+        self._close_file()
+
+
+def _open_appending(path: str, header: bytes) -> int:
+    """``path`` opened for appending; a missing file is created holding ``header``.
+
+    Worker processes append to the same file. The header comes with the
+    file itself (written to a temporary file that is then linked to the
+    name, which fails if another process was first), so no process can
+    append a line before it.
+    """
+    if not os.path.exists(path):
+        folder, name = os.path.split(path)
+        temporary = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            _append(fd, header)
+            os.close(fd)
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
             with contextlib.suppress(OSError):
-                handle.close()
+                os.unlink(temporary)
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+
+
+def _append(fd: int, data: bytes) -> None:
+    """Write all of ``data`` (a regular file takes it in one call unless the disk is full)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 class SiteLogs:

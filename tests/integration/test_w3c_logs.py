@@ -100,3 +100,32 @@ def test_a_data_channel_reset_by_the_client_is_win32_status_64(
     server.process.stop()
     closed = [entry for entry in _entries(logs) if entry[2] == "DataChannelClosed"]
     assert [entry[5] for entry in closed] == ["64"]
+
+
+def test_workers_share_a_log_file_line_by_line(start_server, tmp_path: Path) -> None:
+    """Two processes append whole lines to one file, under one header, and a
+    session number names one session of the server."""
+    logs = tmp_path / "logs"
+    low = 20160  # below the ephemeral range, apart from the other workers tests' ports
+    server: Running = start_server(
+        extra=f'<logFile directory="{logs}" {CHANNEL_FIELDS}',
+        system_ftp=(
+            f'<firewallSupport lowDataChannelPort="{low}" highDataChannelPort="{low + 9}" />'
+        ),
+        ftps7_extra='<process workers="2" />',
+    )
+    server.process.wait_for_log(r"ftps7 ready \(worker 1\)")
+    for _ in range(16):
+        client = server.ftps()
+        assert client.nlst() == ["hello.txt"]
+        client.quit()
+    server.process.stop()
+    (path,) = (logs / "FTPSVC1").glob("u_ex*.log")
+    lines = _lines(path)
+    assert sum(1 for line in lines if line.startswith("#Fields:")) == 1
+    assert lines[0] == "#Software: ftps7"
+    body = [line.split(" ") for line in lines if not line.startswith("#")]
+    assert all(len(fields) == 9 for fields in body), lines
+    sessions = [fields[8] for fields in body if fields[4] == "ControlChannelOpened"]
+    assert len(sessions) == len(set(sessions)) == 16
+    assert {int(session) % 2 for session in sessions} == {0, 1}  # both workers served
