@@ -129,3 +129,18 @@ def test_workers_share_a_log_file_line_by_line(start_server, tmp_path: Path) -> 
     sessions = [fields[8] for fields in body if fields[4] == "ControlChannelOpened"]
     assert len(sessions) == len(set(sessions)) == 16
     assert {int(session) % 2 for session in sessions} == {0, 1}  # both workers served
+
+
+def test_a_control_channel_reset_by_the_client_is_win32_status_64(
+    start_server, tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs"
+    server: Running = start_server(extra=f'<logFile directory="{logs}" {CHANNEL_FIELDS}')
+    client = server.ftps()
+    client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.file.close()  # (it holds the socket open too)
+    client.sock.close()  # RST, no QUIT
+    server.process.wait_for_log(r"session 1 from 127\.0\.0\.1 closed")
+    server.process.stop()
+    closed = [entry for entry in _entries(logs) if entry[2] == "ControlChannelClosed"]
+    assert closed == [["alice", str(server.port), "ControlChannelClosed", "-", "-", "64", "1"]]
