@@ -102,16 +102,6 @@ class ClosingService(service.Service):
         self.state.site_logs.close()
 
 
-def _shared_auto_certificate(state: Any) -> Any:
-    """Workers 1..N-1 use the example certificate worker 0 made (or make it, race-safe)."""
-    name = state.config.ftps7.certificate_store.auto_create
-    if not name:
-        return None
-    from ftps7.tls.certgen import ensure_self_signed
-
-    return ensure_self_signed(state.store, name)
-
-
 def makeService(options: Options) -> service.MultiService:
     from twisted.internet import reactor
 
@@ -119,7 +109,7 @@ def makeService(options: Options) -> service.MultiService:
     from ftps7.server.handover import cancel_threaded_transfers
     from ftps7.server.monitor import CertificateMonitor
     from ftps7.server.reload import Reloader
-    from ftps7.server.startup import build_listeners, prepare
+    from ftps7.server.startup import build_listeners, example_certificate, prepare
     from ftps7.server.state import ServerState
     from ftps7.server.workers import (
         WorkerSupervisor,
@@ -164,7 +154,8 @@ def makeService(options: Options) -> service.MultiService:
     if worker == 0:
         prepare(state)  # certificate creation and warnings happen once
     else:
-        state.auto_certificate = _shared_auto_certificate(state)
+        # Workers 1..N-1 use the example certificate worker 0 made (or make it).
+        state.auto_certificate = example_certificate(state.config, state.store)
     supervisor = None
     if config.ftps7.process.workers > 1 and worker == 0:
         supervisor = WorkerSupervisor(

@@ -57,12 +57,7 @@ def restart_only_changes(running: ServerConfig, loaded: ServerConfig) -> tuple[s
 
 def applicable(running: ServerConfig, loaded: ServerConfig) -> ServerConfig:
     """``loaded`` with the restart-only settings of ``running``: what a reload applies."""
-    ftps7 = dataclasses.replace(
-        loaded.ftps7,
-        process=running.ftps7.process,
-        proxy_protocol=running.ftps7.proxy_protocol,
-    )
-    return dataclasses.replace(loaded, ftps7=ftps7)
+    return _keeping(loaded, running.ftps7.process, running.ftps7.proxy_protocol)
 
 
 def restart_only_text(config: ServerConfig) -> str:
@@ -85,14 +80,20 @@ def with_restart_only(config: ServerConfig, text: str) -> ServerConfig:
     """``config`` with the restart-only settings of `restart_only_text`."""
     data = json.loads(text)
     proxy = data["proxy_protocol"]
-    ftps7 = dataclasses.replace(
-        config.ftps7,
-        process=ProcessSettings(**data["process"]),
-        proxy_protocol=ProxyProtocolSettings(
-            enabled=bool(proxy["enabled"]),
-            trusted_proxies=tuple(proxy["trusted_proxies"]),
+    return _keeping(
+        config,
+        ProcessSettings(**data["process"]),
+        ProxyProtocolSettings(
+            enabled=bool(proxy["enabled"]), trusted_proxies=tuple(proxy["trusted_proxies"])
         ),
     )
+
+
+def _keeping(
+    config: ServerConfig, process: ProcessSettings, proxy_protocol: ProxyProtocolSettings
+) -> ServerConfig:
+    """``config`` with these restart-only settings."""
+    ftps7 = dataclasses.replace(config.ftps7, process=process, proxy_protocol=proxy_protocol)
     return dataclasses.replace(config, ftps7=ftps7)
 
 

@@ -245,6 +245,8 @@ class TransferCommands:
 
     def _log_data_channel(self: FTPSession, connection: DataConnection) -> None:
         """W3C ``DataChannelOpened`` now and ``DataChannelClosed`` when it closes."""
+        if not self.server.site_logs.logs:
+            return
         transport: Any = connection.transport
         peer_port, local_port = transport.getPeer().port, transport.getHost().port
         site, opened = self.state.site, self.server.clock.seconds()

@@ -24,12 +24,7 @@ def configuration_report(config: ServerConfig, store: CertificateStore) -> tuple
     ineffective settings and what the store says about the thumbprints.
     Start-up calls this before the reactor runs, a reload in a pool thread.
     """
-    auto: Any = None
-    name = config.ftps7.certificate_store.auto_create
-    if name:
-        from ftps7.tls.certgen import ensure_self_signed
-
-        auto = ensure_self_signed(store, name)  # race-safe between workers
+    auto = example_certificate(config, store)
     warnings = [*config.warnings, *_ineffective_settings(config)]
     try:
         from ftps7.config.report import report_warnings
@@ -44,6 +39,17 @@ def configuration_report(config: ServerConfig, store: CertificateStore) -> tuple
     except ImportError:  # pragma: no cover
         pass
     return auto, warnings
+
+
+def example_certificate(config: ServerConfig, store: CertificateStore) -> Any:
+    """The certificate ``<certificateStore autoCreate>`` names, made if it is missing
+    (race-safe between workers); None without one."""
+    name = config.ftps7.certificate_store.auto_create
+    if not name:
+        return None
+    from ftps7.tls.certgen import ensure_self_signed
+
+    return ensure_self_signed(store, name)
 
 
 def prepare(state: ServerState) -> None:

@@ -145,7 +145,7 @@ class SiteLog:
                 return name
             index += 1
 
-    def _switch(self, name: str, now: datetime.datetime) -> int:
+    def _switch(self, name: str, now: datetime.datetime) -> None:
         """Append to the file ``name`` from now on (created with its header if missing)."""
         self._close_file()
         os.makedirs(self.folder, mode=0o750, exist_ok=True)
@@ -158,7 +158,6 @@ class SiteLog:
         # (For maxSize logs: the file rolled over to stays the name until the
         # next second looks again.)
         self._name = self._period_name = name
-        return self._fd
 
     def _current(self) -> tuple[datetime.datetime, str, str]:
         seconds = self.clock.seconds()  # type: ignore[attr-defined]
