@@ -89,19 +89,6 @@ class ThreadPoolService(service.Service):
         self.pool.stop()
 
 
-class ClosingService(service.Service):
-    """Closes what the server state holds open (directory connections, log files)."""
-
-    def __init__(self, state: Any) -> None:
-        self.state = state
-
-    def stopService(self) -> Any:
-        super().stopService()
-        if self.state.directory is not None:
-            self.state.directory.close()
-        self.state.site_logs.close()
-
-
 def makeService(options: Options) -> service.MultiService:
     from twisted.internet import reactor
 
@@ -109,6 +96,7 @@ def makeService(options: Options) -> service.MultiService:
     from ftps7.server.handover import cancel_threaded_transfers
     from ftps7.server.monitor import CertificateMonitor
     from ftps7.server.reload import Reloader
+    from ftps7.server.shutdown import InOrder, SessionsEnding
     from ftps7.server.startup import build_listeners, example_certificate, prepare
     from ftps7.server.state import ServerState
     from ftps7.server.workers import (
@@ -124,7 +112,7 @@ def makeService(options: Options) -> service.MultiService:
     inherited = running_restart_only()
     if inherited:  # a worker (re)started by worker 0 runs as the others do
         config = with_restart_only(config, inherited)
-    top = service.MultiService()
+    top = InOrder()  # see server/shutdown.py
     io_pool = ThreadPool(minthreads=2, maxthreads=16, name="ftps7-io")
     auth_pool = ThreadPool(minthreads=1, maxthreads=4, name="ftps7-auth")
     ThreadPoolService(io_pool).setServiceParent(top)
@@ -162,8 +150,8 @@ def makeService(options: Options) -> service.MultiService:
             config.ftps7.process.workers, worker_argv(), restart_only_text(config)
         )
         supervisor.setServiceParent(top)
-    # Stopped before the pools (a MultiService stops its children in reverse).
-    ClosingService(state).setServiceParent(top)
+    # Stopped after the listeners and before the pools (children stop in reverse).
+    SessionsEnding(state).setServiceParent(top)
     CertificateMonitor(state).setServiceParent(top)
     listeners = build_listeners(state)
     listeners.setServiceParent(top)

@@ -77,6 +77,7 @@ class R(enum.Enum):
     CLIENT_CERT_REFUSED = (421, "Client certificate refused; closing control connection.")
     WEAK_CIPHER = (421, "Cipher strength below 128 bits; closing control connection.")
     ADDRESS_DENIED = (421, "Access denied for your address; closing control connection.")
+    SHUTTING_DOWN = (421, "Service shutting down; closing control connection.")
     CANT_OPEN_DATA = (425, "Cannot open data connection.")
     TRANSFER_ABORTED = (426, "Connection closed; transfer aborted.")
     DATA_CLOSED_UNCLEAN = (

@@ -115,6 +115,21 @@ class ControlTls(TLSMemoryBIOProtocol):
             self.factory.registerProtocol(self)
         self._checkHandshakeStatus()
 
+    def _shutdownTLS(self) -> None:
+        """Send our close_notify, then close the socket without waiting for the client's.
+
+        Twisted's layer keeps the connection open until the client answers
+        with its own close_notify. A client that never does held its
+        session after a timeout or QUIT until our last resort
+        (``FTPSession.close``) cut it, and delayed every shutdown by as
+        long. RFC 8446 §6.1 lets the side that closes first skip the wait,
+        and vsftpd and IIS close at once too. (CCC is not a close: it shuts
+        TLS down on its own, server/ccc.py.)
+        """
+        super()._shutdownTLS()
+        if self.transport is not None:
+            self.transport.loseConnection()
+
 
 class ControlTlsFactory(TLSMemoryBIOFactory):
     """``TLSMemoryBIOFactory`` for control connections (implicit FTPS listeners)."""

@@ -58,6 +58,8 @@ log = Logger(observer=logfilter.observer)
 #: Lines a client may pipeline before the server stops reading the control
 #: connection until the queue drains (memory stays bounded, the client waits).
 MAX_QUEUED_LINES = 256
+#: Seconds a connection the server closes may take to go (see FTPSession.close).
+CLOSE_WAIT = 3.0
 #: Commands whose argument is a path (logged as the absolute path).
 PATH_COMMANDS = frozenset(
     {
@@ -108,6 +110,8 @@ class FTPSession(
         self._reading_paused = False  # flow control of a long pipeline
         self._draining = False  # _next's loop is running (see there)
         self._closing = False
+        self._lost = False  # connectionLost has run
+        self._ended: defer.Deferred[None] | None = None  # see ended()
         self._idle: IDelayedCall | None = None
         self._handshake_timer: IDelayedCall | None = None
         self._session_tls: SessionTls | None = None
@@ -196,9 +200,8 @@ class FTPSession(
         self.reset_idle()
 
     def _refuse_connection(self, reply: Reply) -> None:
-        self._closing = True
         self.send(reply)
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        self.close()
 
     def _max_clients_reply(self, site: Site | None) -> Reply:
         text = site.ftp_server.messages.max_clients_message if site is not None else ""
@@ -234,6 +237,34 @@ class FTPSession(
             sent=self.state.bytes_sent,
             received=self.state.bytes_received,
         )
+        self._lost = True
+        self._maybe_ended()
+
+    def ended(self) -> defer.Deferred[None]:
+        """Fires once the connection is gone and no command is still running.
+
+        A command outlives its connection when it waits for a thread: an
+        upload cut off by the end of the session still discards its
+        temporary file through the I/O pool. Shutdown waits for this, so
+        the pools stop only after that work is done.
+        """
+        if self._ended is None:
+            self._ended = defer.Deferred()
+            self._maybe_ended()
+        return self._ended
+
+    def _maybe_ended(self) -> None:
+        if self._lost and not self._busy and self._ended is not None and not self._ended.called:
+            self._ended.callback(None)
+
+    def shut_down(self) -> None:
+        """End the session because the server stops: 421, as RFC 959 says a
+        server that must shut down answers, and the running transfer ends
+        with the connection."""
+        if self._closing:
+            return
+        self.reply(R.SHUTTING_DOWN)
+        self.close()
 
     # --------------------------------------------------------------- replies
     def send(self, reply: Reply) -> None:
@@ -262,8 +293,10 @@ class FTPSession(
         Runs for every command: an armed timer is moved (``DelayedCall.reset``
         to a later time only updates it) rather than cancelled and replaced.
         """
+        if self._closing:
+            return  # the timer is close()'s now
         seconds: float = 0
-        if not self._closing and self.transfer is None:
+        if self.transfer is None:
             connections = self.connection_settings()
             seconds = (
                 connections.control_channel_timeout
@@ -304,9 +337,24 @@ class FTPSession(
         return self.site_settings().connections
 
     def close(self) -> None:
-        """Close after the replies already written have been sent."""
+        """Close after the replies already written have been sent.
+
+        At most CLOSE_WAIT seconds: over TLS, Twisted keeps the socket open
+        until the client answers our close_notify with its own, and a
+        client that never does (hung, or holding its maxConnections slot
+        on purpose) kept its session for ever after an idle timeout.
+        """
+        if self._closing:
+            return
         self._closing = True
+        self._cancel_timer("_idle")
+        self._idle = self.server.clock.callLater(CLOSE_WAIT, self._close_timed_out)
         self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def _close_timed_out(self) -> None:
+        self._idle = None
+        log.info("session {session}: the client did not close; dropped", session=self.session_id)
+        self.transport.abortConnection()  # type: ignore[union-attr]
 
     # ------------------------------------------------------------- TLS hooks
     def session_tls(self) -> SessionTls | None:
@@ -512,6 +560,9 @@ class FTPSession(
             if not out_of_band:
                 # (The idle timer was just moved, at the start of this command.)
                 self._busy = False
+                if self._lost:
+                    self._maybe_ended()
+                    return
                 self._next()
             return
         self._in_command = False
@@ -613,6 +664,9 @@ class FTPSession(
 
     def _done(self, _: object) -> None:
         self._busy = False
+        if self._lost:
+            self._maybe_ended()
+            return
         self.reset_idle()
         self._next()
 

@@ -120,6 +120,7 @@ class SiteLog:
         self._stamp: tuple[datetime.datetime, str, str] | None = None
         self._period_name = ""
         self._flush_call: Any = None
+        self._closed = False  # see close()
 
     def _file_name(self, now: datetime.datetime) -> str:
         moment = now.astimezone() if self.settings.local_time_rollover else now
@@ -209,7 +210,9 @@ class SiteLog:
             return
         self._pending.append(line)
         self._pending_size += len(line)
-        if self._pending_size >= FLUSH_BYTES:
+        if self._closed:
+            self.close()
+        elif self._pending_size >= FLUSH_BYTES:
             self.flush()
         elif self._flush_call is None:
             # Buffered like IIS's own W3C logging: one write system call per
@@ -245,6 +248,13 @@ class SiteLog:
                 os.close(fd)
 
     def close(self) -> None:
+        """Write out what is pending and close the file.
+
+        A line logged after this (a session whose connection ends after
+        the logs closed, at shutdown or after a reload replaced them) is
+        written at once: no timer is left to flush it.
+        """
+        self._closed = True
         self.flush()
         self._close_file()
 

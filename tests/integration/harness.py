@@ -194,6 +194,7 @@ class ServerProcess:
         self._lock = threading.Lock()
         self._conditions: list[tuple[re.Pattern[str], threading.Event]] = []
         self.process: subprocess.Popen[str] | None = None
+        self._terminated = False
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -267,11 +268,18 @@ class ServerProcess:
         with self._lock:
             return "".join(self.lines)
 
+    def terminate(self) -> None:
+        """Send SIGTERM (as ``systemctl stop`` does) without waiting; `stop` waits."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        self._terminated = True
+
     def stop(self) -> int:
         if self.process is None:
             return 0
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            if not self._terminated:
+                self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(15)
             except subprocess.TimeoutExpired:

@@ -71,6 +71,20 @@ def test_the_time_field_follows_the_clock_and_close_flushes(tmp_path: Path) -> N
     assert not clock.getDelayedCalls()
 
 
+def test_a_line_logged_after_close_is_written_at_once(tmp_path: Path) -> None:
+    # A session whose connection ends after shutdown closed the logs still
+    # gets its ControlChannelClosed line, with no timer left behind.
+    clock = Clock()
+    site_log = make_log(tmp_path, clock)
+    site_log.write(entry("QUIT"))
+    site_log.close()
+    site_log.write(entry("ControlChannelClosed", uri=""))
+    (path,) = (tmp_path / "FTPSVC7").glob("u_ex*.log")
+    assert [line.split(" ")[2] for line in body(path)] == ["QUIT", "ControlChannelClosed"]
+    assert not clock.getDelayedCalls()
+    assert site_log._fd is None  # and the file is closed again
+
+
 def test_max_size_logs_roll_over_within_one_second(tmp_path: Path) -> None:
     # The file name is worked out once per second; a roll-over inside that
     # second must stick, not go back to the full file.
