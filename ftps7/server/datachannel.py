@@ -42,6 +42,7 @@ from ftps7 import logfilter
 from ftps7.server import datatls
 from ftps7.server.addresses import normalize
 from ftps7.server.proxyprotocol import ProxyTrust
+from ftps7.server.quietport import listen_quietly
 from ftps7.tls.session import preserve_session
 
 log = Logger(observer=logfilter.observer)
@@ -219,9 +220,7 @@ class PassiveListener:
             candidates = [low + (start + offset) % span for offset in range(span)]
         for number in candidates:
             try:
-                self.port = self.reactor.listenTCP(
-                    number, factory, backlog=backlog, interface=interface
-                )
+                self.port = listen_quietly(self.reactor, number, factory, backlog, interface)
             except error.CannotListenError:
                 continue
             return int(self.port.getHost().port)  # type: ignore[attr-defined]
