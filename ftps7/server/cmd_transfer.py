@@ -225,7 +225,11 @@ class TransferCommands:
         except error.CannotListenError:
             log.error("session {session}: no passive port available", session=self.session_id)
             raise FTPError(R.CANT_OPEN_DATA) from None
-        listener.accepted.addCallbacks(self._data_accepted, lambda _: None)
+        # No errback here: _open_data awaits this same Deferred, and one that
+        # turned its timeout into None made every transfer after an unused
+        # PASV fail with a traceback (451) instead of 425. A listener closed
+        # unused handles its own failure (PassiveListener.close).
+        listener.accepted.addCallback(self._data_accepted)
         self.data = listener
         timeout = settings.connections.data_channel_timeout
         if timeout > 0:

@@ -81,6 +81,19 @@ def test_port_and_eprt_to_privileged_ports_are_refused(
     client.close()
 
 
+def test_a_passive_port_nobody_connects_to_is_425(start_server: Callable[..., Running]) -> None:
+    # The transfer waits dataChannelTimeout for the connection, then 425; a
+    # fuzzer found 451 and a traceback here.
+    server = start_server(**PLAIN, extra='<connections dataChannelTimeout="1" />')
+    client = RawControl(server.host, server.port)
+    client.login()
+    assert client.code("PASV") == 227
+    assert client.cmd("LIST") == (425, "425 Cannot open data connection.")
+    assert client.code("EPSV") == 229  # and the session goes on
+    client.close()
+    assert "Traceback" not in server.process.log
+
+
 def test_port_and_eprt_to_another_address_are_refused(start_server: Callable[..., Running]) -> None:
     server = start_server(**PLAIN)
     target = _listen(STRANGER)
