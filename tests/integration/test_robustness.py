@@ -277,6 +277,67 @@ def test_unknown_commands_get_500(plain: Running) -> None:
     client.close()
 
 
+RANDOM_ARGUMENTS = (
+    "", "/", "..", "../../etc/passwd", "/../..", "hello.txt", "big.bin", "nonexistent", "a" * 300,
+    "\x00x", "dir/sub/", "*", "-la", "I", "A N", "E", "L 8", "S", "F", "P", "C",
+    "1,2,3,4,5,6", "127,0,0,1,0,21", "127,0,0,1,300,1", "|1|127.0.0.1|21|", "|2|::1|99999|",
+    "|3|x|1|", "0", "-1", "99999999999999999999", "UTF8 ON", "MLST type;size;", "XYZ",
+    "20200101000000 hello.txt", "localhost", "éü", "%00", "C:\\windows", "~root", " lead",
+    "a\tb", "\x7f",
+)
+
+
+def test_random_command_sequences_get_replies(start_server: Callable[..., Running]) -> None:
+    """Seeded random sessions: every known verb (and some unknown ones) with
+    odd arguments, in any order, logged on or not; passive ports used or left.
+
+    Each line must get one well-formed reply and the log no traceback (the
+    fixture checks). A run of this kind found a transfer after an unused PASV
+    crashing with 451.
+    """
+    server = start_server(
+        **PLAIN,
+        files={"hello.txt": b"Hello\n", "big.bin": b"Z" * (1 << 16)},
+        extra='<connections dataChannelTimeout="1" />',
+    )
+    verbs = [*commands.COMMANDS, *commands.ALIASES, "XYZZY", "SMNT", "REIN"]
+    rng = random.Random(20261208)
+    for _ in range(80):
+        client = RawControl(server.host, server.port)
+        if rng.random() < 0.7:
+            client.login()
+        data: socket.socket | None = None
+        for _ in range(rng.randint(1, 25)):
+            verb = rng.choice(verbs)
+            if verb in ("AUTH", "CCC", "QUIT"):
+                continue  # they change or end the plaintext channel
+            if rng.random() < 0.2:
+                argument = "".join(chr(rng.randint(1, 0x2FF)) for _ in range(rng.randint(0, 20)))
+                argument = argument.replace("\r", "").replace("\n", "")
+            else:
+                argument = rng.choice(RANDOM_ARGUMENTS)
+            line = f"{verb} {argument}" if argument else verb
+            code, text = client.cmd(line)
+            assert 200 <= code < 600 and "Traceback" not in text, (line, code, text)
+            if code in (125, 150):
+                if data is not None:
+                    read_until_closed(data)
+                final, text = client.reply()
+                assert final in (226, 250, 425, 426, 451, 550), (line, final, text)
+                assert final != 451, (line, text)
+            elif code == 229 and rng.random() < 0.5:
+                port = int(re.search(r"\(\|\|\|(\d+)\|\)", text).group(1))  # type: ignore[union-attr]
+                data = socket.create_connection((server.host, port), timeout=20)
+                if rng.random() < 0.5:
+                    data.close()
+                    data = None
+        assert client.code("NOOP") == 200
+        client.close()
+        if data is not None:
+            data.close()
+    still_serving(server)
+
+
 LOGIN_REQUIRED = sorted(name for name, spec in commands.COMMANDS.items() if spec.login)
 ARGUMENT_REQUIRED = sorted(
     name for name, spec in commands.COMMANDS.items() if spec.arg is commands.Arg.REQUIRED
