@@ -99,7 +99,35 @@ class _SendNow:
         FileDescriptor.unregisterProducer(self._connection)
 
 
-class ControlTls(TLSMemoryBIOProtocol):
+class CloseAfterNotify:
+    """A TLS layer that closes the socket once its close_notify is out.
+
+    Twisted's layer keeps the connection open until the peer answers our
+    close_notify with its own. RFC 8446 §6.1 lets the side that closes
+    first skip that wait, and vsftpd and IIS close at once too. Waiting cost
+    a control connection its session for as long as a client did not answer
+    (for ever, for a hung client or one holding its maxConnections slot on
+    purpose), and every download one more round trip before its 226: the
+    client's close had to reach the server first, and a client that reads
+    the 226 before it closes the data connection stalled until
+    dataChannelTimeout. (CCC is not a close: it shuts TLS down on its own,
+    server/ccc.py.)
+    """
+
+    transport: Any
+    _lostTLSConnection: bool
+
+    def _shutdownTLS(self) -> None:
+        super()._shutdownTLS()  # type: ignore[misc]
+        # Nothing more is read from the peer, so the connection's end is the
+        # socket's (ConnectionDone once our bytes are out, as for a close
+        # the client answered), not "EOF without close_notify".
+        self._lostTLSConnection = True
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+
+class ControlTls(CloseAfterNotify, TLSMemoryBIOProtocol):
     """``TLSMemoryBIOProtocol`` with unbuffered writes, sent at once (`_SendNow`)."""
 
     def makeConnection(self, transport: Any) -> None:
@@ -114,21 +142,6 @@ class ControlTls(TLSMemoryBIOProtocol):
             Protocol.makeConnection(self, raw)
             self.factory.registerProtocol(self)
         self._checkHandshakeStatus()
-
-    def _shutdownTLS(self) -> None:
-        """Send our close_notify, then close the socket without waiting for the client's.
-
-        Twisted's layer keeps the connection open until the client answers
-        with its own close_notify. A client that never does held its
-        session after a timeout or QUIT until our last resort
-        (``FTPSession.close``) cut it, and delayed every shutdown by as
-        long. RFC 8446 §6.1 lets the side that closes first skip the wait,
-        and vsftpd and IIS close at once too. (CCC is not a close: it shuts
-        TLS down on its own, server/ccc.py.)
-        """
-        super()._shutdownTLS()
-        if self.transport is not None:
-            self.transport.loseConnection()
 
 
 class ControlTlsFactory(TLSMemoryBIOFactory):

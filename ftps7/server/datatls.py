@@ -36,10 +36,10 @@ from twisted.internet.abstract import FileDescriptor
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
 
-from ftps7.server.controltls import insert_server_tls
+from ftps7.server.controltls import CloseAfterNotify, insert_server_tls
 
 
-class DataTls(BufferingTLSTransport):
+class DataTls(CloseAfterNotify, BufferingTLSTransport):
     """Twisted's buffered TLS layer that keeps a TLS 1.3 handshake's after-flight back.
 
     ``_released`` turns true with the first application write and with the

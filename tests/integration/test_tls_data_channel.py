@@ -269,6 +269,27 @@ def test_abor_during_a_large_download(server: Running) -> None:
     client.close()
 
 
+def test_226_comes_without_waiting_for_the_clients_close(
+    start_server: Callable[..., Running],
+) -> None:
+    # The client reads the download to its end (our close_notify), then the
+    # 226, and only then closes the data connection, as some clients do. The
+    # server used to wait for the client's close before the 226: such a
+    # client stalled for dataChannelTimeout, every other one paid a round trip.
+    server = start_server(extra='<connections dataChannelTimeout="120" />')
+    context = server.client_context()
+    client = protected_client(server, context)
+    client.sock.settimeout(10)
+    for command in ("RETR hello.txt", "MLSD", "NLST"):
+        data = client.open_passive(tls=context)
+        client.send(command)
+        assert client.reply().code == 150
+        assert read_all(data)  # up to our close_notify
+        assert client.reply().code == 226, command  # the data connection still open
+        data.close()
+    client.close()
+
+
 def test_stat_during_a_transfer(server: Running) -> None:
     make_big_file(server)
     context = server.client_context()
