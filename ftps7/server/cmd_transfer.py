@@ -476,7 +476,11 @@ class TransferCommands:
     async def _finish_send(
         self: FTPSession, transfer: Transfer, connection: DataConnection
     ) -> Reply:
-        """Close after a download/listing and wait until the peer has everything."""
+        """Close after a download/listing; the 226 waits until our last bytes are out.
+
+        Not for the client's own close (server/controltls.CloseAfterNotify).
+        A client that stops reading is cut off after dataChannelTimeout.
+        """
         connection.transport.loseConnection()  # type: ignore[union-attr]
         if not connection.is_closed:
             pending = connection.closed
@@ -486,7 +490,7 @@ class TransferCommands:
             transfer.pending = pending
             try:
                 await pending
-            except Exception:  # noqa: BLE001 - the peer never closed: still delivered
+            except Exception:  # noqa: BLE001 - the client stopped reading
                 connection.abort()
             finally:
                 transfer.pending = None
