@@ -492,6 +492,7 @@ class TransferCommands:
                 await pending
             except Exception:  # noqa: BLE001 - the client stopped reading
                 connection.abort()
+                return format_reply(R.TRANSFER_ABORTED)  # so it did not get it all
             finally:
                 transfer.pending = None
         if transfer.aborted:
