@@ -339,10 +339,10 @@ class FTPSession(
     def close(self) -> None:
         """Close after the replies already written have been sent.
 
-        At most CLOSE_WAIT seconds: over TLS, Twisted keeps the socket open
-        until the client answers our close_notify with its own, and a
-        client that never does (hung, or holding its maxConnections slot
-        on purpose) kept its session for ever after an idle timeout.
+        At most CLOSE_WAIT seconds: a client that reads nothing keeps them
+        unsent, and the connection with them (after an idle timeout, for
+        ever). The TLS layer does not wait for the client's close_notify
+        (`controltls.CloseAfterNotify`).
         """
         if self._closing:
             return

@@ -29,8 +29,9 @@ from ftps7 import logfilter
 log = Logger(observer=logfilter.observer)
 
 #: Seconds shutdown waits for sessions to end after their 421. Sessions end
-#: within milliseconds unless a client never completes a TLS close or a
-#: command waits on a slow LDAP server; those are cut off by twistd.
+#: within milliseconds, a client that reads nothing within CLOSE_WAIT
+#: (server/protocol.py); a command waiting on a slow LDAP server may take
+#: longer, and twistd cuts off what is left.
 GRACE = 5.0
 
 
