@@ -939,6 +939,55 @@ def run_listing(
     }
 
 
+# -- many small files --------------------------------------------------------
+
+
+def run_small_files(target: Target, folder: str, pattern: str, count: int) -> dict[str, Any]:
+    """RETR ``count`` small files (``pattern`` numbered from 0) one after another
+    in one PROT P session.
+
+    Each file takes a PASV, a new data connection with its own TLS handshake
+    (resuming the control session), the file and the 226: what a mirror of
+    many small files costs per file, where a single large download says
+    nothing about the end of a transfer.
+    """
+    context = stdlib_context()
+    control = Control(target)
+    try:
+        control.logon(context)
+        control.secure_data()
+        server0 = procstat.tree_cpu_seconds(target.server_pid)
+        received = 0
+        start = time.monotonic()
+        for index in range(count):
+            data = control.open_data(control.passive())
+            control.command(f"RETR {folder}/{pattern.format(index)}", 150, 125)
+            secure = control.wrap_data(context, data)
+            while True:
+                try:
+                    block = secure.recv(1 << 16)
+                except ssl.SSLEOFError:
+                    break
+                if not block:
+                    break
+                received += len(block)
+            secure.close()
+            control.reply(226, 250)
+        seconds = time.monotonic() - start
+        server_cpu = procstat.tree_cpu_seconds(target.server_pid) - server0
+        control.quit()
+    finally:
+        control.close()
+    return {
+        "files": count,
+        "bytes": received,
+        "seconds": seconds,
+        "files_per_s": count / seconds,
+        "ms_per_file": seconds * 1000 / count,
+        "server_cpu_ms_per_file": server_cpu * 1000 / count,
+    }
+
+
 # -- memory of idle sessions -----------------------------------------------
 
 
@@ -1061,6 +1110,10 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--path", required=True)
     listing.add_argument("--probe-interval", type=float, default=0.005)
     listing.add_argument("--baseline", type=float, default=0.3)
+    small = commands.add_parser("smallfiles")
+    small.add_argument("--folder", required=True)
+    small.add_argument("--pattern", required=True, help="file names, str.format of the index")
+    small.add_argument("--count", type=int, required=True)
     parallel = commands.add_parser("parallel")
     parallel.add_argument("--clients", type=int, default=8)
     parallel.add_argument("--path", required=True)
@@ -1112,6 +1165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             target, args.command, args.path, args.probe_interval, args.baseline
         ),
         "idle": lambda: run_idle(target, args.count, args.processes, args.settle),
+        "smallfiles": lambda: run_small_files(target, args.folder, args.pattern, args.count),
         "parallel": lambda: run_parallel_downloads(
             target,
             args.tls,

@@ -76,6 +76,17 @@ METRICS = (
         "mlsd",
         "noop_max_ms_during",
     ),
+    Metric(
+        "small_files", "small files (4 KiB) one by one", "1/s", True, "smallfiles", "files_per_s"
+    ),
+    Metric(
+        "small_cpu",
+        "  server CPU",
+        "ms/file",
+        False,
+        "smallfiles",
+        "server_cpu_ms_per_file",
+    ),
     Metric("idle_kib", "idle TLS session (PSS)", "KiB", False, "memory", "kib_per_session"),
     Metric(
         "idle_anon",

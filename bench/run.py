@@ -56,13 +56,15 @@ from servers import (
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-WORKLOADS = ("download", "upload", "sessions", "mlsd", "memory", "sessions_rsa")
+WORKLOADS = ("download", "upload", "sessions", "mlsd", "smallfiles", "memory", "sessions_rsa")
 # Not in the default set: it cannot keep the servers and clients on separate CPUs.
 EXTRA_WORKLOADS = ("workers",)
 PROFILE_WORKLOADS = ("download", "sessions")
 USER = "ftps7bench"
 DOWNLOAD_FILE = "big.bin"
 LIST_FOLDER = "list10k"
+SMALL_FOLDER = "small"
+SMALL_FILE = "small-{:04d}.dat"
 WORKERS_FILE = "workers.bin"
 
 
@@ -159,6 +161,12 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help="unmeasured seconds before each session-rate window",
     )
     parser.add_argument("--files", type=int, default=10000, help="files in the listed folder")
+    parser.add_argument(
+        "--small-files", type=int, default=300, help="files the smallfiles workload downloads"
+    )
+    parser.add_argument(
+        "--small-size", type=int, default=4096, help="bytes of each of those files"
+    )
     parser.add_argument(
         "--workers-clients",
         type=int,
@@ -437,6 +445,14 @@ class Bench:
             for index in range(self.args.files):
                 (folder / f"file-{index:05d}.dat").write_bytes(b"x" * (index % 4096))
             shutil.chown(folder, USER, USER)
+        if "smallfiles" in self.args.only:
+            folder = root / SMALL_FOLDER
+            folder.mkdir()
+            for index in range(self.args.small_files):
+                path = folder / SMALL_FILE.format(index)
+                path.write_bytes(os.urandom(self.args.small_size))
+                path.chmod(0o644)
+            shutil.chown(folder, USER, USER)
 
     def _meta(self, ftps7_python: Path, vsftpd_binary: str) -> dict[str, Any]:
         def git(*argv: str) -> str:
@@ -605,6 +621,10 @@ class Bench:
                 f"{r['seconds']:.3f} s, {r['entries']} entries, NOOP max "
                 f"{r['noop_max_ms_during']:.1f} ms ({r['noop_probes_during']} probes)"
             ),
+            "smallfiles": lambda r: (
+                f"{r['files_per_s']:.0f} files/s, {r['ms_per_file']:.2f} ms/file, "
+                f"{r['server_cpu_ms_per_file']:.2f} server CPU ms/file"
+            ),
             "memory": lambda r: (
                 f"{r['kib_per_session']:.1f} KiB/session (anon {r['anon_kib_per_session']:.1f}, "
                 f"file {r['file_kib_per_session']:.1f}, from fresh "
@@ -631,7 +651,7 @@ class Bench:
         root = self.workdir / "data"
         primary = args.cert
         transfer_timeout = 120 + args.size / 20e6
-        if set(args.only) & {"download", "upload", "sessions", "mlsd"}:
+        if set(args.only) & {"download", "upload", "sessions", "mlsd", "smallfiles"}:
             self.start_all(primary)
         for direction in ("download", "upload"):
             if direction not in args.only:
@@ -668,6 +688,18 @@ class Bench:
                         300,
                         certificate=primary,
                     )
+        if "smallfiles" in args.only:
+            for rep in range(args.reps):
+                for server in self.rotation(rep):
+                    self.measure(
+                        "smallfiles",
+                        server,
+                        rep,
+                        ["smallfiles", "--folder", SMALL_FOLDER, "--pattern", SMALL_FILE,
+                         "--count", str(args.small_files)],
+                        300,
+                        certificate=primary,
+                    )  # fmt: skip
         if "memory" in args.only:
             for rep in range(args.reps):
                 for server in self.rotation(rep):

@@ -481,7 +481,12 @@ class TransferCommands:
         Not for the client's own close (server/controltls.CloseAfterNotify).
         A client that stops reading is cut off after dataChannelTimeout.
         """
-        connection.transport.loseConnection()  # type: ignore[union-attr]
+        transport: Any = connection.transport
+        # The file's last partial segment and our close_notify would wait for
+        # the client's (delayed) ACK of the previous segment: Nagle. Cost
+        # curl ~13 ms per small file.
+        transport.setTcpNoDelay(True)
+        transport.loseConnection()
         if not connection.is_closed:
             pending = connection.closed
             pending.addTimeout(
@@ -515,6 +520,7 @@ class TransferCommands:
                     ascii=self.state.params.type_ascii,
                     timeout=self.site_settings().connections.data_channel_timeout,
                     bandwidth=self.bandwidth(),
+                    size=size - offset,
                 )
                 transfer.sender = sender
                 log.debug(

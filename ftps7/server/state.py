@@ -118,6 +118,9 @@ class IpFilter:
         return self.allow_unlisted if best is None else best[1]
 
 
+SMALL_DOWNLOAD = 1 << 20
+
+
 class ServerState:
     def __init__(
         self,
@@ -275,6 +278,7 @@ class ServerState:
         ascii: bool,
         timeout: float,
         bandwidth: Bandwidth | None = None,
+        size: int | None = None,
     ) -> FileSender | ThreadedSender:
         """The sender for a download: a pool thread when one is free, else the reactor.
 
@@ -285,7 +289,7 @@ class ServerState:
         from ftps7.server.threadsend import ThreadedSender
         from ftps7.server.transfers import FileSender
 
-        pool = self._lendable_pool(connection)
+        pool = self._lendable_pool(connection) if size is None or size >= SMALL_DOWNLOAD else None
         if pool is None:
             return FileSender(
                 self.run_io, source, connection.transport, ascii, bandwidth, self.clock

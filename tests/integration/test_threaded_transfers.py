@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from ftps7.server.state import SMALL_DOWNLOAD
 from tests.integration.conftest import Running
 from tests.integration.test_tls_data_channel import abort_socket, make_big_file, protected_client
 from tests.integration.test_tls_policies import RawClient
@@ -33,6 +34,8 @@ from tests.integration.test_tls_policies import RawClient
 pytestmark = pytest.mark.integration
 
 THREADED = r"RETR {} sent by a transfer thread"
+#: A download large enough for a transfer thread (state.SMALL_DOWNLOAD).
+MEDIUM = bytes(range(256)) * (SMALL_DOWNLOAD // 256)
 RECEIVED = r"{} {} received by a transfer thread"
 
 
@@ -115,10 +118,11 @@ def assert_thread_is_free_again(server: Running) -> None:
     The thread is free once the ended transfer has handed its connection back,
     moments after the replies; until then downloads take the reactor path.
     """
+    (server.root / "medium.bin").write_bytes(MEDIUM)
     again = server.ftps()
     for _ in range(100):
-        again.retrbinary("RETR hello.txt", io.BytesIO().write)
-        if re.search(THREADED.format("/hello.txt"), server.process.log):
+        again.retrbinary("RETR medium.bin", io.BytesIO().write)
+        if re.search(THREADED.format("/medium.bin"), server.process.log):
             break
     else:
         pytest.fail("the transfer thread was never free again")
@@ -314,13 +318,14 @@ def test_transfers_beyond_the_thread_pool_run_on_the_reactor(
     server = start_server(ftps7_extra='<process transferThreads="1" />')
     first, stalled = stalled_download(server)  # holds the only transfer thread
     server.process.wait_for_log(THREADED.format("/big.bin"))
+    (server.root / "medium.bin").write_bytes(MEDIUM)
     second = server.ftps()
     out = io.BytesIO()
-    second.retrbinary("RETR hello.txt", out.write)
-    assert out.getvalue() == b"Hello, world!\n"
+    second.retrbinary("RETR medium.bin", out.write)  # large enough for a thread
+    assert out.getvalue() == MEDIUM
     assert second.storbinary("STOR copy.txt", io.BytesIO(b"copy")).startswith("226")
     assert (server.root / "copy.txt").read_bytes() == b"copy"
-    server.process.wait_for_log(r"RETR /hello\.txt sent by the reactor")
+    server.process.wait_for_log(r"RETR /medium\.bin sent by the reactor")
     server.process.wait_for_log(r"STOR /copy\.txt received by the reactor")
     second.quit()
     assert first.cmd("ABOR").code == 426
