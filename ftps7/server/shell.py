@@ -43,10 +43,14 @@ from ftps7.core.authz import (
 )
 from ftps7.core.namespace import Resolved, SiteNamespace
 from ftps7.core.replies import FTPError, R
+from ftps7.server.transfers import CHUNK, MemorySource
 
 #: Temporary upload files carry this prefix; they are hidden from listings and
 #: unreachable by clients.
 PARTIAL_PREFIX = ".ftps7-part-"
+#: Files of at most this many bytes (from the REST offset) are read whole when
+#: opened for RETR, in the same pool job.
+WHOLE_READ = CHUNK
 
 RunInPool = Callable[..., "defer.Deferred[Any]"]
 
@@ -635,6 +639,11 @@ class SiteShell:
                 raise FTPError(R.INVALID_RESTART)
             if offset:
                 handle.seek(offset)
+            if st.st_size - offset <= WHOLE_READ:
+                # Read now, in this same pool job (transfers.MemorySource): the
+                # size the 150 reply names.
+                with handle:
+                    return MemorySource(handle.read(st.st_size - offset)), st.st_size
             return handle, st.st_size
 
         return self.run(work)

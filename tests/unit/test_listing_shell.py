@@ -29,7 +29,8 @@ from ftps7.core.authz import Authorizer
 from ftps7.core.namespace import SiteNamespace
 from ftps7.core.replies import FTPError, R
 from ftps7.server import shell as shell_module
-from ftps7.server.shell import PARTIAL_PREFIX, Listing, SiteShell
+from ftps7.server.shell import PARTIAL_PREFIX, WHOLE_READ, Listing, SiteShell
+from ftps7.server.transfers import MemorySource
 
 NOT_UTF8 = b"caf\xe9".decode("utf-8", "surrogateescape")
 
@@ -357,3 +358,18 @@ def test_read_names_errors_and_virtual_parents(tree: Path, tmp_path: Path) -> No
     (tmp_path / "bare").mkdir()
     virtual = make_shell(tmp_path / "bare", vdirs=(VirtualDirectory("/a/b", str(target)),))
     assert virtual.read_names("/a") == ["b"]
+
+
+def test_a_small_file_is_read_whole_when_opened_for_retr(tmp_path: Path) -> None:
+    """At most WHOLE_READ bytes from the offset: read in the opening pool job."""
+    (tmp_path / "small.txt").write_bytes(b"0123456789")
+    (tmp_path / "big.bin").write_bytes(b"b" * (WHOLE_READ + 1))
+    shell = make_shell(tmp_path)
+    source, size = _outcome(shell.open_for_reading("/small.txt", 4))
+    assert isinstance(source, MemorySource) and size == 10
+    assert source.read(100) == b"456789" and source.read(100) == b""
+    source, size = _outcome(shell.open_for_reading("/big.bin", 0))
+    assert not isinstance(source, MemorySource) and size == WHOLE_READ + 1
+    source.close()
+    source, _ = _outcome(shell.open_for_reading("/big.bin", 1))  # the rest is small
+    assert isinstance(source, MemorySource) and source.read(WHOLE_READ + 1) == b"b" * WHOLE_READ

@@ -10,7 +10,14 @@ from twisted.internet import defer
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from ftps7.server.transfers import CHUNK, FileReceiver, FileSender, FromAscii, to_ascii
+from ftps7.server.transfers import (
+    CHUNK,
+    FileReceiver,
+    FileSender,
+    FromAscii,
+    MemorySource,
+    to_ascii,
+)
 
 
 class ManualPool:
@@ -68,6 +75,36 @@ def test_sender_streams_the_whole_file() -> None:
     assert transport.value() == data
     assert result == [len(data)]
     assert transport.producer is None
+
+
+def test_a_file_read_whole_is_sent_without_the_pool() -> None:
+    transport = StringTransport()
+    pool = ManualPool()
+    data = b"small\r\nfile" * 1000
+    result: list[int] = []
+    FileSender(pool, MemorySource(data), transport, ascii=False).start().addCallback(
+        result.append
+    )
+    assert pool.calls == []  # no round trip to a thread
+    assert transport.value() == data and result == [len(data)]
+    # In chunks under a bandwidth cap or in ASCII mode, still without the pool.
+    transport = StringTransport()
+    sender = FileSender(pool, MemorySource(b"a\nb" * CHUNK), transport, ascii=True)
+    sender.chunk = 1000
+    sender.start().addCallback(result.append)
+    assert pool.calls == [] and transport.value() == b"a\r\nb" * CHUNK
+    assert result[-1] == 4 * CHUNK
+
+
+def test_a_file_read_whole_waits_while_the_transport_is_full() -> None:
+    transport = StringTransport()
+    sender = FileSender(ManualPool(), MemorySource(b"z" * 3000), transport, ascii=False)
+    sender.chunk = 1000
+    sender.pauseProducing()
+    done = sender.start()
+    assert transport.value() == b"" and not done.called
+    sender.resumeProducing()
+    assert transport.value() == b"z" * 3000 and done.called
 
 
 def test_sender_honours_back_pressure() -> None:
