@@ -77,7 +77,7 @@ METRICS = (
         "noop_max_ms_during",
     ),
     Metric(
-        "small_files", "small files (4 KiB) one by one", "1/s", True, "smallfiles", "files_per_s"
+        "small_files", "small files one by one", "1/s", True, "smallfiles", "files_per_s"
     ),
     Metric(
         "small_cpu",

@@ -118,6 +118,9 @@ class IpFilter:
         return self.allow_unlisted if best is None else best[1]
 
 
+#: Downloads (from the REST offset) smaller than this stay on the reactor
+#: path: handing them to a transfer thread and back cost more than sending
+#: them (docs/performance.md, "Many small files").
 SMALL_DOWNLOAD = 1 << 20
 
 
