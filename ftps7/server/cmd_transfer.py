@@ -482,10 +482,11 @@ class TransferCommands:
         A client that stops reading is cut off after dataChannelTimeout.
         """
         transport: Any = connection.transport
-        # The file's last partial segment and our close_notify would wait for
-        # the client's (delayed) ACK of the previous segment: Nagle. Cost
-        # curl ~13 ms per small file.
-        transport.setTcpNoDelay(True)
+        if not connection.is_closed:
+            # The file's last partial segment and our close_notify would wait
+            # for the client's (delayed) ACK of the previous segment: Nagle.
+            # Cost curl ~13 ms per small file.
+            transport.setTcpNoDelay(True)
         transport.loseConnection()
         if not connection.is_closed:
             pending = connection.closed

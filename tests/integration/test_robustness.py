@@ -634,6 +634,21 @@ def test_vanishing_with_keep_partial_uploads(start_server: Callable[..., Running
     still_serving(server)
 
 
+def test_a_data_connection_reset_before_the_listing_is_sent(plain: Running) -> None:
+    # The listing is written to a connection already gone, then closed: a
+    # 426 or 226, never 451 (setting TCP_NODELAY on the dead socket crashed).
+    client = RawControl(plain.host, plain.port)
+    client.login()
+    for _ in range(20):
+        reset(client.epsv())
+        assert client.code("NOOP") == 200
+        code, text = client.cmd("NLST")
+        if code == 150:
+            code, text = client.reply()
+        assert code in (226, 425, 426), text
+    client.close()
+
+
 def test_vanished_clients_do_not_stop_other_sessions(plain: Running) -> None:
     watcher = RawControl(plain.host, plain.port)
     watcher.login("bob")
