@@ -865,6 +865,21 @@ def _noop_prober(target: Target, interval: float, ready: Any, stop: Any, pipe: C
         pipe.close()
 
 
+def _read_to_end(secure: ssl.SSLSocket, size: int) -> bytearray:
+    """What a PROT P data connection carries, up to the server's close
+    (with or without close_notify)."""
+    received = bytearray()
+    while True:
+        try:
+            block = secure.recv(size)
+        except ssl.SSLEOFError:
+            break
+        if not block:
+            break
+        received += block
+    return received
+
+
 def run_listing(
     target: Target, command: str, path: str, probe_interval: float, baseline: float
 ) -> dict[str, Any]:
@@ -893,15 +908,7 @@ def run_listing(
         start = time.monotonic()
         control.command(f"{command} {path}", 150, 125)
         secure = control.wrap_data(context, data)
-        received = bytearray()
-        while True:
-            try:
-                block = secure.recv(1 << 18)
-            except ssl.SSLEOFError:
-                break
-            if not block:
-                break
-            received += block
+        received = _read_to_end(secure, 1 << 18)
         secure.close()
         data.close()
         control.reply(226, 250)
@@ -963,14 +970,7 @@ def run_small_files(target: Target, folder: str, pattern: str, count: int) -> di
             data = control.open_data(control.passive())
             control.command(f"RETR {folder}/{pattern.format(index)}", 150, 125)
             secure = control.wrap_data(context, data)
-            while True:
-                try:
-                    block = secure.recv(1 << 16)
-                except ssl.SSLEOFError:
-                    break
-                if not block:
-                    break
-                received += len(block)
+            received += len(_read_to_end(secure, 1 << 16))
             secure.close()
             control.reply(226, 250)
         seconds = time.monotonic() - start
