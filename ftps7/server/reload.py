@@ -105,6 +105,8 @@ class Reloader(service.Service):
             loaded, auto, warnings = await deferToThreadPool(
                 state.reactor, state.io_pool, _load, path, state.worker == 0
             )
+            running = state.config
+            state.reconfigure(applicable(running, loaded))  # all or nothing
         except ConfigErrors as errors:
             count = len(errors.errors)
             log.error(
@@ -115,17 +117,7 @@ class Reloader(service.Service):
                 errors=str(errors),
             )
             return False
-        except Exception:  # noqa: BLE001 - a reload must never end the server
-            log.failure(
-                "configuration reload refused (worker {worker}): unexpected error",
-                worker=state.worker,
-            )
-            return False
-        running = state.config
-        config = applicable(running, loaded)
-        try:
-            state.reconfigure(config)
-        except DirectoryError as error:  # reconfigure changed nothing
+        except DirectoryError as error:
             log.error(
                 "configuration reload refused (worker {worker}): <activeDirectory>: {error}",
                 worker=state.worker,
@@ -134,7 +126,7 @@ class Reloader(service.Service):
             return False
         except Exception:  # noqa: BLE001 - a reload must never end the server
             log.failure(
-                "configuration reload refused (worker {worker}): it cannot be applied",
+                "configuration reload refused (worker {worker}): unexpected error",
                 worker=state.worker,
             )
             return False
@@ -148,7 +140,7 @@ class Reloader(service.Service):
                 )
             for warning in warnings:
                 log.warn("configuration: {warning}", warning=warning)
-        problems = await self.listeners.update(plan_listeners(config.sites))
+        problems = await self.listeners.update(plan_listeners(state.config.sites))
         if self.signal_workers is not None:
             self.signal_workers(signal.SIGHUP)
         log.info(
